@@ -1,0 +1,3 @@
+from clipshift.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,66 @@
+"""Entry point of the `clipshift` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from clipshift import __version__
+from clipshift.errors import UserError
+
+DESCRIPTION = """\
+clipshift: controlled studies of language-image models (CLIP and relatives) under distribution shift.
+
+A procedural image-caption world in which every sample carries its ground truth (class, background,
+domain, corruption, caption detail), a latent-feature simulator of the theory, and benchmarks.
+"""
+
+EXAMPLES = """\
+examples:
+  clipshift world preview --out grid.png          # see the default world at a glance
+  clipshift world export --split train --n 2000 --format csv --out data/train
+  clipshift world calibrate                       # are the world's effects measurable at CPU scale?
+  clipshift theory --json                         # latent simulator: contrastive vs supervised
+  clipshift bench world                           # rendering throughput on this machine
+  clipshift COMMAND --help                        # every command explains itself with examples
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from clipshift.cli import bench, demo, theory, world
+
+    parser = argparse.ArgumentParser(
+        prog="clipshift",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"clipshift {__version__}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    world.register(sub)
+    theory.register(sub)
+    bench.register(sub)
+    demo.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UserError as e:
+        print(f"clipshift: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("clipshift: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
