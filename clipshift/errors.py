@@ -13,7 +13,7 @@ def format_validation_error(err: Any, source: str | None = None, prefix: str = "
     """One line from a pydantic ValidationError: `source: field.path = value: message` (first error)."""
     first = err.errors()[0]
     loc = _format_loc(first.get("loc", ()), prefix)
-    msg = first.get("msg", "invalid value")
+    msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
     where = f"{source}: " if source else ""
     if first.get("type") == "missing":
         return f"{where}{loc}: required field is missing"

@@ -19,7 +19,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from clipshift.configio import validate
 from clipshift.errors import UserError
@@ -36,50 +36,67 @@ class TheorySpec(BaseModel):
     seed: int = 0
 
     # --- latent world ---------------------------------------------------------------------------------
-    n_classes: int = Field(5, ge=2, le=1000, description="number of classes K")
-    d_core: int = Field(8, ge=1, le=1024, description="dimension of the core block")
-    d_spur: int = Field(8, ge=1, le=1024, description="dimension of the spurious block")
-    d_detail: int = Field(16, ge=1, le=1024, description="dimension of the shared-detail block")
-    d_noise: int = Field(16, ge=1, le=1024, description="dimension of the pure-noise block")
-    core_strength: float = Field(2.0, ge=0, le=1000, description="norm of each class mean μ_k")
-    core_std: float = Field(1.0, ge=0, le=1000, description="per-instance std of core features")
-    spurious_strength: float = Field(2.0, ge=0, le=1000, description="norm of each spurious vector s_k")
-    spurious_std: float = Field(0.1, ge=0, le=1000, description="per-instance std of the spurious part")
-    p_spurious: float = Field(0.9, ge=0, le=1, description="P(spurious part = s_label) in training")
-    n_details: int = Field(4, ge=0, le=256, description="number of categorical shared details")
-    detail_values: int = Field(6, ge=2, le=1000, description="values per detail")
-    detail_strength: float = Field(1.0, ge=0, le=1000, description="norm of each detail-value vector")
-    detail_concentration: float = Field(
-        1.0, gt=0, le=1e6, description="Dirichlet concentration of the class-dependent detail laws"
+    n_classes: int = Field(default=5, ge=2, le=1000, description="number of classes K")
+    d_core: int = Field(default=8, ge=1, le=1024, description="dimension of the core block")
+    d_spur: int = Field(default=8, ge=1, le=1024, description="dimension of the spurious block")
+    d_detail: int = Field(default=16, ge=1, le=1024, description="dimension of the shared-detail block")
+    d_noise: int = Field(default=16, ge=1, le=1024, description="dimension of the pure-noise block")
+    core_strength: float = Field(default=2.0, ge=0, le=1000, description="norm of each class mean μ_k")
+    core_std: float = Field(default=1.0, ge=0, le=1000, description="per-instance std of core features")
+    spurious_strength: float = Field(
+        default=2.0, ge=0, le=1000, description="norm of each spurious vector s_k"
     )
-    noise_std: float = Field(1.0, ge=0, le=1000, description="std of the latent noise block")
+    spurious_std: float = Field(
+        default=0.1, ge=0, le=1000, description="per-instance std of the spurious part"
+    )
+    p_spurious: float = Field(default=0.9, ge=0, le=1, description="P(spurious part = s_label) in training")
+    n_details: int = Field(default=4, ge=0, le=256, description="number of categorical shared details")
+    detail_values: int = Field(default=6, ge=2, le=1000, description="values per detail")
+    detail_strength: float = Field(default=1.0, ge=0, le=1000, description="norm of each detail-value vector")
+    detail_concentration: float = Field(
+        default=1.0, gt=0, le=1e6, description="Dirichlet concentration of the class-dependent detail laws"
+    )
+    noise_std: float = Field(default=1.0, ge=0, le=1000, description="std of the latent noise block")
 
     # --- views ----------------------------------------------------------------------------------------
-    d_image: int = Field(64, ge=1, le=8192, description="image dimension (>= latent dimension)")
-    d_text: int = Field(64, ge=1, le=8192, description="caption dimension (>= latent dimension)")
-    image_noise: float = Field(0.1, ge=0, le=1000, description="std of isotropic pixel noise ξ")
-    text_noise: float = Field(0.1, ge=0, le=1000, description="std of isotropic caption noise ξ'")
-    caption_richness: float = Field(0.5, ge=0, le=1, description="P(a detail is annotated in the caption)")
-    annotate_spurious: float = Field(0.0, ge=0, le=1, description="P(spurious part is annotated)")
+    d_image: int = Field(default=64, ge=1, le=8192, description="image dimension (>= latent dimension)")
+    d_text: int = Field(default=64, ge=1, le=8192, description="caption dimension (>= latent dimension)")
+    image_noise: float = Field(default=0.1, ge=0, le=1000, description="std of isotropic pixel noise ξ")
+    text_noise: float = Field(default=0.1, ge=0, le=1000, description="std of isotropic caption noise ξ'")
+    caption_richness: float = Field(
+        default=0.5, ge=0, le=1, description="P(a detail is annotated in the caption)"
+    )
+    annotate_spurious: float = Field(default=0.0, ge=0, le=1, description="P(spurious part is annotated)")
 
     # --- test-time shift ------------------------------------------------------------------------------
     shift: Literal["decorrelated", "flipped"] = "decorrelated"
 
+    # --- zero-shot prompts ----------------------------------------------------------------------------
+    prompt: Literal["core", "class-details"] = Field(
+        default="core",
+        description="'core': prompt_k = D_T [μ_k; 0; 0; 0]; 'class-details': also the class's expected "
+        "annotated details, caption_richness × E[details | k], so prompts look like training captions",
+    )
+
     # --- learning -------------------------------------------------------------------------------------
     learners: list[Learner] = Field(default_factory=lambda: list(ALL_LEARNERS), min_length=1)
-    d_embed: int = Field(16, ge=1, le=4096, description="embedding dimension of the contrastive encoders")
-    n_train: int = Field(4000, ge=2, le=10_000_000)
-    n_test: int = Field(2000, ge=1, le=10_000_000)
-    steps: int = Field(300, ge=1, le=1_000_000)
-    batch_size: int = Field(256, ge=2, le=1_000_000)
-    lr: float = Field(0.01, gt=0, le=10)
-    temperature: float = Field(0.1, gt=0, le=100, description="InfoNCE temperature")
-    reg: float = Field(0.0, ge=0, le=1e6, description="weight of the Frobenius regulariser")
-    reg_kind: Literal["product", "weights"] = Field(
-        "product", description="regularise ||W_Iᵀ W_T||_F² ('product') or ||W_I||_F² + ||W_T||_F²"
+    d_embed: int = Field(
+        default=16, ge=1, le=4096, description="embedding dimension of the contrastive encoders"
     )
-    init_scale: float = Field(0.1, gt=0, le=100, description="std of the initial weights × sqrt(fan-in)")
-    sl_weight_decay: float = Field(0.0, ge=0, le=1e6, description="L2 penalty of the supervised head")
+    n_train: int = Field(default=4000, ge=2, le=10_000_000)
+    n_test: int = Field(default=2000, ge=1, le=10_000_000)
+    steps: int = Field(default=300, ge=1, le=1_000_000)
+    batch_size: int = Field(default=256, ge=2, le=1_000_000)
+    lr: float = Field(default=0.01, gt=0, le=10)
+    temperature: float = Field(default=0.1, gt=0, le=100, description="InfoNCE temperature")
+    reg: float = Field(default=0.0, ge=0, le=1e6, description="weight of the Frobenius regulariser")
+    reg_kind: Literal["product", "weights"] = Field(
+        default="product", description="regularise ||W_Iᵀ W_T||_F² ('product') or ||W_I||_F² + ||W_T||_F²"
+    )
+    init_scale: float = Field(
+        default=0.1, gt=0, le=100, description="std of the initial weights × sqrt(fan-in)"
+    )
+    sl_weight_decay: float = Field(default=0.0, ge=0, le=1e6, description="L2 penalty of the supervised head")
 
     @field_validator("learners")
     @classmethod
@@ -88,15 +105,16 @@ class TheorySpec(BaseModel):
             raise ValueError("learners must not repeat")
         return v
 
-    @model_validator(mode="after")
-    def _views_fit(self) -> TheorySpec:
-        # D_I and D_T have orthonormal columns, which needs as many rows as latent dimensions.
-        d_z = self.d_z
-        if self.d_image < d_z:
-            raise ValueError(f"d_image={self.d_image} must be >= latent dimension {d_z} (sum of d_*)")
-        if self.d_text < d_z:
-            raise ValueError(f"d_text={self.d_text} must be >= latent dimension {d_z} (sum of d_*)")
-        return self
+    @field_validator("d_image", "d_text")
+    @classmethod
+    def _view_fits_latent(cls, v: int, info: ValidationInfo) -> int:
+        # D_I and D_T have orthonormal columns, which needs at least as many rows as latent dimensions.
+        names = ("d_core", "d_spur", "d_detail", "d_noise")
+        if all(k in info.data for k in names):  # otherwise that field's own error is reported
+            d_z = sum(int(info.data[k]) for k in names)
+            if v < d_z:
+                raise ValueError(f"must be >= the latent dimension d_core+d_spur+d_detail+d_noise = {d_z}")
+        return v
 
     @property
     def d_z(self) -> int:
@@ -152,7 +170,10 @@ def _make_world(spec: TheorySpec, rng: np.random.Generator) -> _World:
 
 
 def _spurious_index(
-    spec: TheorySpec, rng: np.random.Generator, y: np.ndarray, mode: Literal["train", "decorrelated", "flipped"]
+    spec: TheorySpec,
+    rng: np.random.Generator,
+    y: np.ndarray,
+    mode: Literal["train", "decorrelated", "flipped"],
 ) -> np.ndarray:
     K, n = spec.n_classes, len(y)
     if mode == "train":
@@ -207,9 +228,13 @@ def _caption(spec: TheorySpec, world: _World, smp: _Sample, rng: np.random.Gener
 
 
 def _prompts(spec: TheorySpec, world: _World) -> np.ndarray:
-    """Core-only class captions D_T [μ_k; 0; 0; 0] used for zero-shot prediction."""
+    """Class captions for zero-shot prediction: D_T [μ_k; 0; 0; 0], optionally with expected details."""
     z = np.zeros((spec.n_classes, spec.d_z))
     z[:, : spec.d_core] = world.mu
+    if spec.prompt == "class-details":
+        lo = spec.d_core + spec.d_spur
+        expected = np.einsum("kiv,ivd->kd", world.detail_probs, world.detail_vecs)
+        z[:, lo : lo + spec.d_detail] = spec.caption_richness * expected
     return z @ world.D_T.T
 
 
@@ -222,7 +247,9 @@ class _Adam:
     """Plain Adam (Kingma & Ba; torch's defaults). torch.optim is avoided on purpose: its first use imports
     torch._dynamo, which costs ~2 s, longer than a whole simulation."""
 
-    def __init__(self, params: list[torch.Tensor], lr: float, betas: tuple[float, float] = (0.9, 0.999)):
+    def __init__(
+        self, params: list[torch.Tensor], lr: float, betas: tuple[float, float] = (0.9, 0.999)
+    ) -> None:
         self.params, self.lr, self.betas, self.eps, self.t = params, lr, betas, 1e-8, 0
         self.m = [torch.zeros_like(p) for p in params]
         self.v = [torch.zeros_like(p) for p in params]
@@ -233,7 +260,7 @@ class _Adam:
         self.t += 1
         b1, b2 = self.betas
         c1, c2 = 1 - b1**self.t, 1 - b2**self.t
-        for p, g, m, v in zip(self.params, grads, self.m, self.v):
+        for p, g, m, v in zip(self.params, grads, self.m, self.v, strict=True):
             m.mul_(b1).add_(g, alpha=1 - b1)
             v.mul_(b2).addcmul_(g, g, value=1 - b2)
             p.addcdiv_(m, (v / c2).sqrt_().add_(self.eps), value=-self.lr / c1)
@@ -362,10 +389,12 @@ def sweep(base: TheorySpec, axes: dict[str, list[Any]]) -> list[dict[str, Any]]:
         if not values:
             raise UserError(f"sweep: field {name!r} needs at least one value")
     names = list(axes)
-    rows: list[dict[str, Any]] = []
     base_data = base.model_dump()
-    for combo in itertools.product(*(axes[n] for n in names)):
-        varied = dict(zip(names, combo))
-        spec = validate(TheorySpec, {**base_data, **varied}, source="sweep")
-        rows.append({**varied, "results": simulate(spec)["results"]})
-    return rows
+    # Validate every setting before running any, so a bad value fails fast.
+    settings = [
+        dict(zip(names, combo, strict=True)) for combo in itertools.product(*(axes[n] for n in names))
+    ]
+    specs = [validate(TheorySpec, {**base_data, **varied}, source="sweep") for varied in settings]
+    return [
+        {**varied, "results": simulate(spec)["results"]} for varied, spec in zip(settings, specs, strict=True)
+    ]

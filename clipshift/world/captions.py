@@ -7,7 +7,7 @@ import numpy as np
 from clipshift.world.concepts import Concepts
 from clipshift.world.names import BACKGROUNDS, COLOURS, DOMAINS, GENERIC_NOUNS, PATTERNS, SIZES
 from clipshift.world.rng import uniform
-from clipshift.world.sampling import DOMAIN_NAMES, S, Factors
+from clipshift.world.sampling import DOMAIN_NAMES, Factors, S
 from clipshift.world.spec import CaptionSpec
 
 TEMPLATES = ["a photo of a {}.", "a picture of a {}.", "an image of the {}.", "a {}."]
@@ -48,7 +48,7 @@ def captions(f: Factors, concepts: Concepts, spec: CaptionSpec, key: int) -> lis
         if "pattern" in annotated and mention[1]:
             p = PATTERNS[_PATTERN_NAMES[int(f.pattern[i])]]
             words.append(p[1] if syn[2] else p[0])
-        if "colour" in annotated and mention[2]:
+        if "colour" in annotated and mention[2] and DOMAIN_NAMES[int(f.domain[i])] != "sketch":
             c = COLOURS[int(f.colour[i])]
             words.append(c[1] if syn[3] else c[0])
         words.append(noun)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clipshift.world.names import BACKGROUNDS, COLOURS, PATTERNS, SIZES, generate_names
+from clipshift.world.names import COLOURS, PATTERNS, SIZES, generate_names
 from clipshift.world.rng import rng_for
 from clipshift.world.spec import WorldSpec
 
@@ -118,7 +118,10 @@ def _shapes(n: int, harmonics: int, rng: np.random.Generator) -> tuple[np.ndarra
         if tries > 200 * n:  # very many classes: accept what the space allows
             min_dist *= 0.9
             tries = 0
-        if all(np.linalg.norm(vec - np.concatenate([s.ravel(), [q - 1.0]])) >= min_dist for s, q in zip(shapes, elong)):
+        if all(
+            np.linalg.norm(vec - np.concatenate([s.ravel(), [q - 1.0]])) >= min_dist
+            for s, q in zip(shapes, elong)
+        ):
             shapes.append(coef)
             elong.append(e)
     return np.stack(shapes), np.asarray(elong)

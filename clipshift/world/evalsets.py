@@ -42,7 +42,7 @@ def standard_eval_sets() -> list[str]:
 
 
 def parse_split(name: str) -> SetDef:
-    """`train`, `iid`, `common`, `counter`, `photo|sketch|rendition|painting`, `corrupt-<kind>-<1..5>`, `pose`."""
+    """Parse a split name: train, iid, common, counter, a domain, corrupt-<kind>-<1..5>, pose."""
     if name == "train":
         return SetDef(name, classes="train")
     if name == "iid":
@@ -57,7 +57,9 @@ def parse_split(name: str) -> SetDef:
     if m:
         kind, sev = m.group(1), int(m.group(2))
         if kind not in CORRUPTIONS:
-            raise UserError(f"split {name!r}: unknown corruption {kind!r}; choose from {', '.join(CORRUPTIONS)}")
+            raise UserError(
+                f"split {name!r}: unknown corruption {kind!r}; choose from {', '.join(CORRUPTIONS)}"
+            )
         if not 1 <= sev <= 5:
             raise UserError(f"split {name!r}: severity must be 1–5, got {sev}")
         return SetDef(name, corruption=kind, severity=sev)

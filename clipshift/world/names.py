@@ -4,7 +4,28 @@ from __future__ import annotations
 
 import numpy as np
 
-_ONSETS = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "bl", "dr", "gr", "pl", "sk", "tr"]
+_ONSETS = [
+    "b",
+    "d",
+    "f",
+    "g",
+    "k",
+    "l",
+    "m",
+    "n",
+    "p",
+    "r",
+    "s",
+    "t",
+    "v",
+    "z",
+    "bl",
+    "dr",
+    "gr",
+    "pl",
+    "sk",
+    "tr",
+]
 _VOWELS = ["a", "e", "i", "o", "u", "oo", "ee", "ai"]
 _CODAS = ["", "b", "d", "g", "k", "m", "n", "p", "rp", "sh", "t", "x", "z", "ck", "nd"]
 
@@ -30,7 +51,11 @@ PATTERNS: dict[str, tuple[str, str]] = {
     "checks": ("checked", "chequered"),
 }
 
-SIZES: list[tuple[str, str, float]] = [("small", "little", 0.72), ("medium", "mid-sized", 0.86), ("large", "big", 1.0)]
+SIZES: list[tuple[str, str, float]] = [
+    ("small", "little", 0.72),
+    ("medium", "mid-sized", 0.86),
+    ("large", "big", 1.0),
+]
 
 # (name, synonym, colour a, colour b, texture kind, texture frequency)
 # Texture kinds: 0 gradient, 1 waves, 2 blotches, 3 grain, 4 stripes, 5 cells
@@ -53,7 +78,12 @@ BACKGROUNDS: list[tuple[str, str, tuple[float, float, float], tuple[float, float
     ("desert", "wasteland", (0.85, 0.60, 0.35), (0.75, 0.50, 0.28), 1, 3.0),
 ]
 
-DOMAINS: dict[str, str] = {"photo": "photo", "sketch": "sketch", "rendition": "cartoon", "painting": "painting"}
+DOMAINS: dict[str, str] = {
+    "photo": "photo",
+    "sketch": "sketch",
+    "rendition": "cartoon",
+    "painting": "painting",
+}
 
 GENERIC_NOUNS = ["thing", "creature", "object"]
 

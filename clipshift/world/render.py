@@ -32,6 +32,7 @@ RENDER_BATCH = 512
 NOISE_STD = (0.04, 0.08, 0.13, 0.19, 0.27)
 BLUR_SIGMA = (0.5, 0.8, 1.1, 1.5, 2.0)
 CONTRAST = (0.7, 0.5, 0.38, 0.28, 0.2)
+T = torch.Tensor
 OCCLUDE = (0.25, 0.35, 0.45, 0.55, 0.65)  # side of the occluding square (fraction of image)
 
 
@@ -132,7 +133,7 @@ class Renderer:
         return out.clamp_(0, 1)
 
     # ----------------------------------------------------------------- domain styles
-    def _sketch(self, photo, m, sdf, b, col, pat):  # type: ignore[no-untyped-def]
+    def _sketch(self, photo: T, m: T, sdf: T, b: T, col: T, pat: T) -> T:
         lum = (photo * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
         gx = F.pad((lum[..., :, 1:] - lum[..., :, :-1]).abs(), (0, 1, 0, 0))
         gy = F.pad((lum[..., 1:, :] - lum[..., :-1, :]).abs(), (0, 0, 0, 1))
@@ -140,14 +141,14 @@ class Renderer:
         ink = ((gx + gy) * 2.5 + outline).clamp(0, 1)
         return (0.96 - 0.85 * ink).expand(-1, 3, -1, -1)
 
-    def _rendition(self, photo, m, sdf, b, col, pat):  # type: ignore[no-untyped-def]
+    def _rendition(self, photo: T, m: T, sdf: T, b: T, col: T, pat: T) -> T:
         flat_bg = (0.5 + 1.4 * (self.bg_mean[b] - 0.5)).view(-1, 3, 1, 1)  # flat, saturated palette
         fill = col * (1 - 0.5 * (pat > 0.5).float().unsqueeze(1))
         img = torch.lerp(flat_bg.expand_as(fill), fill, m)
         outline = (sdf.abs() < 1.1 * self.px).float().unsqueeze(1)
         return img * (1 - outline)
 
-    def _painting(self, photo, m, sdf, b, col, pat):  # type: ignore[no-untyped-def]
+    def _painting(self, photo: T, m: T, sdf: T, b: T, col: T, pat: T) -> T:
         img = torch.round(photo.clamp(0, 1) * 4.0) / 4.0  # posterise
         img = _separable_filter(img, torch.tensor([0.25, 0.5, 0.25]))
         strokes = 1 + 0.12 * torch.sin(9 * self.xx + 5 * self.yy) * torch.sin(7 * self.yy - 3 * self.xx)
@@ -207,7 +208,7 @@ def _background_bank(
     grey = torch.tensor([0.5, 0.5, 0.5])
     bank = torch.empty(nb, variants, 3, *x.shape)
     for b in range(nb):
-        name, _, ca, cb, kind, fr = BACKGROUNDS[b]
+        _, _, ca, cb, kind, fr = BACKGROUNDS[b]
         p1 = torch.tensor(rng.uniform(0, 2 * np.pi, variants), dtype=torch.float32).view(-1, 1, 1)
         p2 = torch.tensor(rng.uniform(0, 2 * np.pi, variants), dtype=torch.float32).view(-1, 1, 1)
         ang = torch.tensor(rng.uniform(-0.3, 0.3, variants), dtype=torch.float32).view(-1, 1, 1)
@@ -224,7 +225,9 @@ def _background_bank(
         elif kind == 4:  # blades / stripes
             m = 0.5 + 0.5 * torch.sin(fr * xr * math.pi + p1 + 0.3 * torch.sin(5 * yr))
         else:  # cells / cracks
-            m = ((torch.sin(fr * xr * math.pi + p1).abs() < 0.25) | (torch.sin(fr * yr * math.pi + p2).abs() < 0.25))
+            m = (torch.sin(fr * xr * math.pi + p1).abs() < 0.25) | (
+                torch.sin(fr * yr * math.pi + p2).abs() < 0.25
+            )
             m = m.float()
         a = grey + sal * (torch.tensor(ca) - grey)
         c = grey + sal * (torch.tensor(cb) - grey)
@@ -247,7 +250,10 @@ def _pattern_bank(x: torch.Tensor, y: torch.Tensor, variants: int, rng: np.rando
 
 
 def _tensors(f: Factors) -> dict[str, torch.Tensor]:
-    out = {k: torch.from_numpy(np.ascontiguousarray(getattr(f, k))).long() for k in ("label", "background", "domain", "colour", "pattern")}
+    out = {
+        k: torch.from_numpy(np.ascontiguousarray(getattr(f, k))).long()
+        for k in ("label", "background", "domain", "colour", "pattern")
+    }
     for k in ("rotation", "scale", "position", "deform", "texture", "bg_texture", "light", "corrupt_params"):
         out[k] = torch.from_numpy(np.ascontiguousarray(getattr(f, k), dtype=np.float32))
     return out

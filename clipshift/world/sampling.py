@@ -66,7 +66,6 @@ def sample_factors(spec: WorldSpec, concepts: Concepts, sdef: SetDef, index: np.
     idx = np.asarray(index, dtype=np.int64)
     n = len(idx)
     key = split_key(spec, sdef)
-    k = concepts.n_classes
     label = _labels(spec, concepts, sdef, idx, key)
 
     # background: with prob rho the class's common habitat, else uniform over all B

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints `name: value` lines (or JSON) recorded in BENCHMARKS.md."""
