@@ -47,7 +47,7 @@ def train_probe(
     tower, width = build_image_tower(model or DEFAULT_MODEL, world.spec.image_size)
     net = nn.Sequential(tower, nn.Linear(width, world.concepts.n_total))
     data = world.split("train", samples, with_captions=False)
-    labels = torch.from_numpy(data.labels)
+    labels = torch.from_numpy(data.labels).long()
     steps = max(1, samples // batch_size)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.05)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
@@ -161,11 +161,11 @@ def format_report(r: dict[str, Any]) -> str:
         f"world calibration — probe: default tiny image tower, {r['samples']} training samples "
         f"({r['train_s_per_probe']} s per probe), {r['eval_n']} eval samples, chance {chance:.1f} %",
         "",
-        f"{'probe':44s} {'value':>8s}",
+        f"{'probe':50s} {'value':>8s}",
     ]
 
     def row(name: str, v: float, unit: str = "%") -> None:
-        lines.append(f"{name:44s} {v:7.1f} {unit}")
+        lines.append(f"{name:50s} {v:7.1f} {unit}")
 
     row("core: iid accuracy at rho=0", r["core"]["iid"])
     for d in ("sketch", "rendition", "painting"):

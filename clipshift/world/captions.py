@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from clipshift.world.concepts import Concepts
@@ -68,8 +70,8 @@ def class_prompts(concepts: Concepts, templates: list[str] | None = None) -> lis
     return [[t.format(name) for t in ts] for name in concepts.names[: concepts.n_classes]]
 
 
-def describe_factors(f: Factors, i: int, concepts: Concepts) -> dict[str, object]:
-    """The ground truth of sample i as plain JSON-able values."""
+def describe_factors(f: Any, i: int, concepts: Concepts) -> dict[str, object]:
+    """The ground truth of sample i as plain JSON-able values (`f`: Factors or GroundTruth)."""
     label = int(f.label[i])
     return {
         "index": int(f.index[i]),

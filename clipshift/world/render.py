@@ -62,10 +62,11 @@ class Renderer:
         self.noise_bank = torch.randn(self.variants, 3, n, n, generator=g)
 
     @torch.no_grad()
-    def render(self, f: Factors) -> torch.Tensor:
-        """(N, 3, H, W) uint8."""
+    def render(self, f: Factors, out: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, 3, H, W) uint8, written into `out` when given (no extra copy of a big split)."""
         n = len(f)
-        out = torch.empty((n, 3, self.spec.image_size, self.spec.image_size), dtype=torch.uint8)
+        size = (n, 3, self.spec.image_size, self.spec.image_size)
+        out = torch.empty(size, dtype=torch.uint8) if out is None else out
         t = _tensors(f)
         for lo in range(0, n, RENDER_BATCH):
             part = {k: v[lo : lo + RENDER_BATCH] for k, v in t.items()}
