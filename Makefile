@@ -9,9 +9,9 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@echo "installing clipshift and its dependencies into $(VENV) (first run takes a few minutes)..."
-	@$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v "is ignored" || true
-	@$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev]" 2>&1 | grep -v "is ignored" || true
-	@$(BIN)/python -c "import clipshift, torch, open_clip" || (echo "install failed" >&2; exit 1)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev]" > $(VENV)/install.log 2>&1 \
+		|| (grep -v "is ignored" $(VENV)/install.log | tail -40 >&2; echo "install failed: see $(VENV)/install.log" >&2; exit 1)
+	@$(BIN)/python -c "import clipshift, torch, open_clip" || (echo "install failed: see $(VENV)/install.log" >&2; exit 1)
 	@touch $(STAMP)
 
 install: $(STAMP)
