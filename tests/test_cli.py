@@ -66,3 +66,10 @@ def test_world_spec_prints_a_loadable_spec(tmp_path, capsys):
     (tmp_path / "w.yaml").write_text(text)
     s = configio.load(WorldSpec, tmp_path / "w.yaml")
     assert s.concepts.n_classes == 7 and yaml.safe_load(text)["seed"] == 0
+
+
+def test_export_format_choices_match_the_exporter():
+    from clipshift.cli.world import EXPORT_FORMATS
+    from clipshift.world.export import FORMATS
+
+    assert tuple(EXPORT_FORMATS) == tuple(FORMATS)

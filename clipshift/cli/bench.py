@@ -14,7 +14,7 @@ def register(sub: Any) -> None:
         "bench",
         help="benchmarks: print `name: value` lines (see BENCHMARKS.md)",
         description="Benchmarks measured on this machine; figures go into BENCHMARKS.md with the command.",
-        examples="  clipshift bench world\n  clipshift bench world --json\n",
+        examples="  clipshift bench world\n  clipshift bench train\n  clipshift bench world --json\n",
     )
     p = add_command(
         g,
@@ -29,11 +29,48 @@ def register(sub: Any) -> None:
     from clipshift.cli.world import add_spec_args
 
     add_spec_args(p)
+    _register_train(g)
     p.add_argument("--n", type=int, default=50000, help="images per timed pass (default: %(default)s)")
     p.add_argument("--repeats", type=int, default=3, help="timed passes (default: %(default)s)")
     p.add_argument("--memory-n", type=int, default=100_000, help="size of the in-memory split measured")
     p.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
     p.add_argument("--json", action="store_true")
+
+
+def _register_train(g: Any) -> None:
+    p = add_command(
+        g,
+        "train",
+        "training throughput and FLOP efficiency of the tiny CLIP, and the same model in open_clip's trainer",
+        "Train the default tiny CLIP model on world data and report steady-state samples/s, the model's "
+        "FLOPs per sample (forward + backward), the achieved GFLOP/s against a matmul peak measured in "
+        "the same process, and — unless --no-openclip — the same architecture, batch and image size in "
+        "open_clip's own training program (python -m open_clip_train.main, fp32, CSV exported from the "
+        "same world data, best of the tried --workers).",
+        "  clipshift bench train\n  clipshift bench train --no-openclip --steps 20 --json\n",
+        _train,
+    )
+    p.add_argument("--model", default=None, help="architecture (default: clipshift-rn-tiny)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--steps", type=int, default=30, help="timed steps after warm-up (default: %(default)s)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed warm-up steps (default: %(default)s)")
+    p.add_argument(
+        "--workers", default="0,1,2", help="open_clip --workers values to try (default: %(default)s)"
+    )
+    p.add_argument("--no-openclip", action="store_true", help="skip the open_clip comparison")
+    p.add_argument("--json", action="store_true")
+
+
+def _train(args: argparse.Namespace) -> int:
+    from clipshift.bench.train import bench_train
+    from clipshift.models import DEFAULT_MODEL
+
+    workers = [int(w) for w in args.workers.split(",") if w.strip()]
+    figures = bench_train(
+        args.model or DEFAULT_MODEL, args.batch_size, args.steps, args.warmup, workers, not args.no_openclip
+    )
+    print_figures(figures, args.json)
+    return 0
 
 
 def print_figures(figures: dict[str, Any], as_json: bool) -> None:

@@ -27,7 +27,7 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from clipshift.cli import bench, demo, theory, world
+    from clipshift.cli import bench, demo, theory, train, world
 
     parser = argparse.ArgumentParser(
         prog="clipshift",
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     world.register(sub)
     theory.register(sub)
+    train.register(sub)
     bench.register(sub)
     demo.register(sub)
     return parser

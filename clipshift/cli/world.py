@@ -8,6 +8,9 @@ from typing import Any
 
 from clipshift.cli.common import add_command, add_group, emit_json, info
 
+# the same as clipshift.world.export.FORMATS (a test checks); literal here so --help needs no torch
+EXPORT_FORMATS = ("imagefolder", "csv", "wds", "counteranimal", "imagenet-captions")
+
 
 def add_spec_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spec", metavar="FILE", help="world spec (YAML or JSON); default: the default world")
@@ -93,7 +96,7 @@ def register(sub: Any) -> None:
         "pose, corrupt-<noise|blur|contrast|occlusion>-<1..5> (default: %(default)s)",
     )
     p.add_argument("--n", type=int, default=1000, help="number of samples (default: %(default)s)")
-    p.add_argument("--format", required=True, choices=["imagefolder", "csv", "wds", "counteranimal"])
+    p.add_argument("--format", required=True, choices=EXPORT_FORMATS)
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--shard-size", type=int, default=1000, help="samples per webdataset shard")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")

@@ -30,7 +30,7 @@ from clipshift.world.captions import describe_factors
 from clipshift.world.evalsets import parse_split
 from clipshift.world.world import World
 
-FORMATS = ("imagefolder", "csv", "wds", "counteranimal")
+FORMATS = ("imagefolder", "csv", "wds", "counteranimal", "imagenet-captions")
 RENDER_BATCH = 1024
 _CA_GROUPS = ("common", "counter")
 
@@ -70,6 +70,13 @@ def export_split(
       n samples of the world's ``common`` split and n of its ``counter`` split. Evaluation splits are
       paired, so ``common/000007.png`` and ``counter/000007.png`` show the same object on its common
       habitat and on another one.
+    - ``imagenet-captions``: ImageNet-Captions' layout: ``images/<wnid>/<wnid>_<index>.png`` with the
+      made-up wnid ``w<label:08d>``, ``imagenet_captions.json`` (a list of records ``{filename, wnid,
+      title, description, tags}``: title = the attributes-level caption, description = the full-level
+      caption, tags = the ground-truth detail words: size, pattern, colour (not for sketches),
+      background, domain), ``wnids.txt`` (``wnid<TAB>class name`` for every concept, in label order)
+      and ``ground_truth.jsonl``. Load it with ``load_imagenet_captions(json, images, size,
+      class_names=wnids.txt)``: the labels are then the world's.
 
     Raises UserError for an unknown format or split, ``n < 1``, ``shard_size < 1``, class names that
     are not usable as folder names, or an existing non-empty ``out`` without ``overwrite``.
@@ -361,9 +368,72 @@ def _write_counteranimal(world: World, groups: Groups, w: _Writer, out: Path, _s
     return {"groups": counts}
 
 
+_TAG_FACTORS = ("size", "pattern", "colour", "background", "domain")
+
+
+def _write_imagenet_captions(
+    world: World, groups: Groups, w: _Writer, out: Path, _ss: int, tick: Tick
+) -> dict:
+    from clipshift.world.captions import captions as caption_texts
+    from clipshift.world.sampling import split_key
+    from clipshift.world.spec import LEVEL_DETAILS
+
+    ((split, n, _),) = groups
+    names = world.concepts.names
+    cap = world.spec.captions
+    chosen = cap.details  # an explicit detail list limits both texts; None keeps each level's default
+    title_spec = cap.model_copy(
+        update={
+            "level": "attributes",
+            "details": None if chosen is None else [d for d in chosen if d in LEVEL_DETAILS["attributes"]],
+        }
+    )
+    full_spec = cap.model_copy(update={"level": "full"})
+    key = split_key(world.spec, parse_split(split))
+    records: list[dict[str, Any]] = []
+    with w.open_text("ground_truth.jsonl") as gt:
+        for f, images in world.batches(split, n, batch_size=RENDER_BATCH):
+            # the same caption randomness (keyed by index) at two levels, so the title is the start
+            # of the description (object details) without the scene (background, domain)
+            titles = caption_texts(f, world.concepts, title_spec, key)
+            descriptions = caption_texts(f, world.concepts, full_spec, key)
+            hwc = images.permute(0, 2, 3, 1).contiguous().numpy()
+            for j in range(len(f)):
+                truth = describe_factors(f, j, world.concepts)
+                label = int(f.label[j])
+                wnid = f"w{label:08d}"
+                index = int(f.index[j])
+                filename = f"{wnid}_{index}.png"
+                rel = f"images/{wnid}/{filename}"
+                w.write_bytes(rel, encode_png(hwc[j]))
+                sketch = truth["domain"] == "sketch"  # sketches are drawn without colour
+                tags = [truth[k] for k in _TAG_FACTORS if not (sketch and k == "colour")]
+                records.append(
+                    {
+                        "filename": filename,
+                        "wnid": wnid,
+                        "title": titles[j],
+                        "description": descriptions[j],
+                        "tags": tags,
+                    }
+                )
+                truth["label"] = label
+                gt.write(_jsonl({"path": rel, "title": titles[j], "description": descriptions[j], **truth}))
+                tick(1)
+    body = ",\n".join(json.dumps(r, ensure_ascii=False) for r in records)
+    w.write_text("imagenet_captions.json", f"[\n{body}\n]\n")
+    w.write_text("wnids.txt", "".join(f"w{i:08d}\t{name}\n" for i, name in enumerate(names)))
+    return {
+        "json": "imagenet_captions.json",
+        "image_root": "images",
+        "class_mapping": "wnids.txt",
+    }
+
+
 _WRITERS: dict[str, Callable[[World, Groups, _Writer, Path, int, Tick], dict]] = {
     "imagefolder": _write_imagefolder,
     "csv": _write_csv,
     "wds": _write_wds,
     "counteranimal": _write_counteranimal,
+    "imagenet-captions": _write_imagenet_captions,
 }

@@ -1,0 +1,282 @@
+"""DataConfig: where a run's training data comes from (a world split or files on disk) and how it is
+subsampled; `load_table` turns one into an ImageTextTable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+
+from clipshift.configio import validate
+from clipshift.data import subsample as sub
+from clipshift.data.table import ImageTextTable, world_table
+from clipshift.errors import UserError
+from clipshift.world.spec import WorldSpec
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SubsampleConfig(_Strict):
+    """Controlled subsampling, applied in this order: class profile (`zipf_alpha` or
+    `match_counts_from`), then `trim_tail`, then data scale (`size` or `fraction`)."""
+
+    size: int | None = Field(None, ge=1, description="keep this many rows (random, min_per_class of each)")
+    fraction: float | None = Field(None, gt=0, le=1, description="keep this fraction of the rows")
+    min_per_class: int = Field(1, ge=0, description="rows every class keeps under size/fraction and zipf")
+    zipf_alpha: float | None = Field(
+        None, ge=0, le=10, description="class counts ∝ rank^-alpha (ranks in a seeded class order)"
+    )
+    max_per_class: int | None = Field(
+        None, ge=1, description="head-class count of the Zipf profile (default: as many as the data allows)"
+    )
+    trim_tail: int = Field(0, ge=0, description="cut the k rarest classes to trim_shots rows")
+    trim_shots: int = Field(0, ge=0, le=1, description="rows left in each trimmed class (0 or 1)")
+    match_counts_from: Path | None = Field(
+        None,
+        description="JSON list of per-class counts to match, or `clipshift world describe --json` output "
+        "(its class_counts)",
+    )
+    seed: int = Field(0, ge=0, description="which rows are drawn (independent of the training seed)")
+
+    @model_validator(mode="after")
+    def _exclusive(self) -> SubsampleConfig:
+        if self.size is not None and self.fraction is not None:
+            raise ValueError("give size or fraction, not both")
+        if self.zipf_alpha is not None and self.match_counts_from is not None:
+            raise ValueError("give zipf_alpha or match_counts_from, not both")
+        if self.max_per_class is not None and self.zipf_alpha is None:
+            raise ValueError("max_per_class needs zipf_alpha")
+        return self
+
+
+class _Source(_Strict):
+    kind: str  # each kind narrows this to its Literal; declared here so dumps list it first
+    subsample: SubsampleConfig | None = Field(None, description="controlled subsampling of the rows")
+    cache_dir: Path | None = Field(
+        None,
+        description="decoded-image cache (default: $CLIPSHIFT_CACHE/images or ~/.cache/clipshift/images)",
+    )
+    strict: bool = Field(False, description="fail on a missing or undecodable image instead of skipping it")
+
+
+class WorldData(_Source):
+    kind: Literal["world"] = "world"
+    world: WorldSpec = Field(default_factory=WorldSpec, description="the procedural world")
+    split: str = Field("train", description="which split to render")
+    n: int = Field(..., ge=1, description="number of samples (indices 0..n-1 of the split)")
+
+    @field_validator("split")
+    @classmethod
+    def _split_known(cls, v: str) -> str:
+        from clipshift.world.evalsets import parse_split
+
+        try:
+            parse_split(v)
+        except UserError as e:
+            raise ValueError(str(e)) from None
+        return v
+
+
+class CsvData(_Source):
+    kind: Literal["csv"] = "csv"
+    path: Path = Field(..., description="open_clip CSV/TSV; relative image paths resolve against its folder")
+    img_key: str = "filepath"
+    caption_key: str = "title"
+    sep: str = "\t"
+    class_key: str | None = Field(None, description="column with class labels or names (default: none)")
+
+
+class WdsData(_Source):
+    kind: Literal["wds"] = "wds"
+    pattern: str = Field(..., description="brace pattern, shards.txt file, or a directory holding shards.txt")
+
+
+class ImageFolderData(_Source):
+    kind: Literal["imagefolder"] = "imagefolder"
+    root: Path
+    templates: list[str] | None = Field(
+        None, description="caption templates with {} (default: a photo of a {}.)"
+    )
+    class_names: list[str] | Path | None = Field(
+        None, description="names in folder order, or a file of them (default: root/classnames.txt)"
+    )
+
+    @field_validator("templates")
+    @classmethod
+    def _placeholder(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None:
+            if not v:
+                raise ValueError("give at least one template")
+            for t in v:
+                if "{}" not in t:
+                    raise ValueError(f"template {t!r} has no {{}} for the class name")
+        return v
+
+
+CaptionField = Literal["title", "tags", "description"]
+
+
+def _all_fields() -> list[CaptionField]:
+    return ["title", "tags", "description"]
+
+
+class ImageNetCaptionsData(_Source):
+    # `json` would shadow BaseModel.json, so the field is json_path and `json` its name in configs
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    kind: Literal["imagenet-captions"] = "imagenet-captions"
+    json_path: Path = Field(..., alias="json", description="records as a JSON list or JSON lines")
+    image_root: Path = Field(..., description="images at image_root/<wnid>/<filename>")
+    fields: list[CaptionField] = Field(
+        default_factory=_all_fields, description="caption text fields, in order"
+    )
+    append_class_name: bool = True
+    class_names: Path | None = Field(None, description="wnid<TAB>name lines or JSON {wnid: name}")
+
+
+DataConfig = Annotated[
+    WorldData | CsvData | WdsData | ImageFolderData | ImageNetCaptionsData, Field(discriminator="kind")
+]
+KINDS = ("world", "csv", "wds", "imagefolder", "imagenet-captions")
+_MODELS: dict[str, type[BaseModel]] = {
+    "world": WorldData,
+    "csv": CsvData,
+    "wds": WdsData,
+    "imagefolder": ImageFolderData,
+    "imagenet-captions": ImageNetCaptionsData,
+}
+_ADAPTER: TypeAdapter[Any] = TypeAdapter(DataConfig)
+
+
+def parse_data_config(data: Any, source: str | None = None, prefix: str = "") -> DataConfig:
+    """Validate a mapping into a DataConfig; one-line UserErrors that name the field as the user wrote
+    it (`kind`, `path`, ...), without the union's tag in the middle."""
+    where = f"{source}: " if source else ""
+    field = f"{prefix}.kind" if prefix else "kind"
+    if not isinstance(data, dict):
+        raise UserError(f"{where}{prefix or '<root>'}: expected a mapping, got {type(data).__name__}")
+    kind = data.get("kind")
+    if kind is None:
+        raise UserError(f"{where}{field}: required field is missing; choose from {', '.join(KINDS)}")
+    if kind not in _MODELS:
+        raise UserError(f"{where}{field} = {kind!r}: unknown data kind; choose from {', '.join(KINDS)}")
+    validate(_MODELS[kind], data, source, prefix)
+    out: DataConfig = _ADAPTER.validate_python(data)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# loading
+
+
+def load_table(cfg: DataConfig, image_size: int, progress: bool = True) -> ImageTextTable:
+    """The configured data as a table at `image_size`, subsampled if asked; `table.stats` records the
+    subsampling (`subsample`, `rows_before`, `rows_after`) next to the loader's own stats."""
+    from clipshift.data import loaders
+
+    cache_dir, strict = cfg.cache_dir, cfg.strict
+    table: ImageTextTable
+    if isinstance(cfg, WorldData):
+        from clipshift.world import World
+
+        if cfg.world.image_size != image_size:
+            raise UserError(
+                f"data.world.image_size = {cfg.world.image_size} but the model takes {image_size} px images; "
+                f"set data.world.image_size={image_size} (the world renders at any size) or the model's size"
+            )
+        table = world_table(World(cfg.world).split(cfg.split, cfg.n, progress=progress))
+    elif isinstance(cfg, CsvData):
+        table = loaders.load_csv(
+            cfg.path,
+            image_size,
+            img_key=cfg.img_key,
+            caption_key=cfg.caption_key,
+            sep=cfg.sep,
+            class_key=cfg.class_key,
+            cache_dir=cache_dir,
+            strict=strict,
+            progress=progress,
+        )
+    elif isinstance(cfg, WdsData):
+        table = loaders.load_wds(
+            cfg.pattern, image_size, cache_dir=cache_dir, strict=strict, progress=progress
+        )
+    elif isinstance(cfg, ImageFolderData):
+        table = loaders.load_imagefolder(
+            cfg.root,
+            image_size,
+            templates=cfg.templates,
+            class_names=cfg.class_names,
+            cache_dir=cache_dir,
+            strict=strict,
+            progress=progress,
+        )
+    else:
+        table = loaders.load_imagenet_captions(
+            cfg.json_path,
+            cfg.image_root,
+            image_size,
+            fields=list(cfg.fields),
+            append_class_name=cfg.append_class_name,
+            class_names=cfg.class_names,
+            cache_dir=cache_dir,
+            strict=strict,
+            progress=progress,
+        )
+    if cfg.subsample is not None:
+        table = apply_subsample(table, cfg.subsample)
+    return table
+
+
+def read_counts(path: Path) -> np.ndarray:
+    """Per-class counts from a JSON list, or from a JSON object's `class_counts` (`world describe`)."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"subsample.match_counts_from: {p}: file not found")
+    try:
+        data = json.loads(p.read_text())
+    except ValueError as e:
+        raise UserError(f"subsample.match_counts_from: {p}: not valid JSON ({e})") from None
+    if isinstance(data, dict):
+        data = data.get("class_counts")
+    if not isinstance(data, list) or not all(isinstance(c, int) and c >= 0 for c in data):
+        raise UserError(
+            f"subsample.match_counts_from: {p}: expected a list of counts ≥ 0 or an object with class_counts"
+        )
+    return np.asarray(data, dtype=np.int64)
+
+
+def apply_subsample(table: ImageTextTable, cfg: SubsampleConfig) -> ImageTextTable:
+    """Apply `cfg` to a table (profile, then tail, then scale) and record it in the stats."""
+    rows = np.arange(len(table), dtype=np.int64)
+    labels = table.labels
+    record: dict[str, Any] = cfg.model_dump(mode="json", exclude_none=True)
+    if cfg.zipf_alpha is not None:
+        rows = rows[
+            sub.subsample_zipf(
+                labels[rows], cfg.zipf_alpha, cfg.seed, cfg.max_per_class, min_per_class=cfg.min_per_class
+            )
+        ]
+    elif cfg.match_counts_from is not None:
+        target = read_counts(cfg.match_counts_from)
+        short = sub.match_shortfall(labels[rows], target)
+        record["shortfall"] = int(short.sum())
+        record["shortfall_classes"] = int((short > 0).sum())
+        rows = rows[sub.match_counts(labels[rows], target, cfg.seed)]
+    if cfg.trim_tail:
+        rows = rows[sub.trim_tail(labels[rows], cfg.trim_tail, cfg.trim_shots, cfg.seed)]
+    if cfg.size is not None or cfg.fraction is not None:
+        size = cfg.size
+        if size is not None and size > len(rows):
+            raise UserError(f"subsample.size = {size}: only {len(rows)} rows to choose from")
+        rows = rows[sub.subset_by_size(labels[rows], size, cfg.fraction, cfg.seed, cfg.min_per_class)]
+    if len(rows) == 0:
+        raise UserError("subsample: no rows left")
+    out = table.subset(rows)
+    out.stats = {**table.stats, "subsample": record, "rows_before": len(table), "rows_after": len(rows)}
+    return out

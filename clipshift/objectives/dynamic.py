@@ -1,0 +1,109 @@
+"""Dynamic classification (Wen et al., NeurIPS 2024, "What makes CLIP more robust to long-tailed
+pre-training data?"): each step's loss is a softmax over only K classes — those present in the batch,
+topped up with absent classes sampled without replacement — which mimics CLIP's per-batch, shifting
+label space (its text "classes" are the batch's captions) inside a supervised classifier."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from clipshift.data.table import Batch
+from clipshift.objectives.base import Objective, ObjectiveConfig, register
+from clipshift.objectives.supervised import known
+
+
+def sampling_weights(class_counts: np.ndarray, weighting: str, n_classes: int) -> torch.Tensor | None:
+    """Weights for topping up: None (uniform), ∝ count (`frequency`) or ∝ √count (`sqrt`)."""
+    if weighting == "uniform":
+        return None
+    counts = np.zeros(n_classes, dtype=np.float64)
+    m = min(n_classes, len(class_counts))
+    counts[:m] = np.asarray(class_counts[:m], dtype=np.float64)
+    if weighting == "frequency":
+        return torch.from_numpy(counts)
+    if weighting == "sqrt":
+        return torch.from_numpy(np.sqrt(counts))
+    raise ValueError(f"unknown weighting {weighting!r}")
+
+
+def dynamic_classes(
+    labels: torch.Tensor,
+    k: int,
+    n_classes: int,
+    weights: torch.Tensor | None,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(classes, targets) for one step. `labels`: the batch's known labels (CPU int64).
+
+    classes = the present classes ∪ (K - #present) absent ones drawn without replacement with
+    probability ∝ `weights` (uniform if None; present classes get weight 0), sorted; if K or more
+    classes are present, exactly those. targets = each label's position in `classes`. Classes whose
+    weight is 0 (never seen in the training data under frequency weighting) are drawn uniformly only
+    when the positive-weight ones run out, so the set always reaches min(K, n_classes)."""
+    labels = labels.detach().to("cpu", torch.int64)
+    present = torch.unique(labels)  # sorted
+    need = min(k, n_classes) - len(present)
+    if need > 0:
+        w = torch.ones(n_classes, dtype=torch.float64) if weights is None else weights.double().clone()
+        w[present] = 0.0
+        drawn: list[torch.Tensor] = []
+        take = min(need, int((w > 0).sum()))
+        if take:
+            drawn.append(torch.multinomial(w, take, replacement=False, generator=generator))
+        if take < need:
+            rest = torch.ones(n_classes, dtype=torch.float64)
+            rest[present] = 0.0
+            if drawn:
+                rest[drawn[0]] = 0.0
+            drawn.append(torch.multinomial(rest, need - take, replacement=False, generator=generator))
+        classes = torch.sort(torch.cat([present, *drawn])).values
+    else:
+        classes = present
+    return classes, torch.searchsorted(classes, labels)
+
+
+@register
+class DynamicObjective(Objective):
+    """Cross-entropy over the K chosen prototypes' logits only. Slicing the head's full logits equals
+    scoring only those prototypes (each logit depends on its own prototype alone, for linear and cosine
+    heads), and the other prototypes get no gradient this step. Rows with unknown labels are left out
+    before the classes are chosen. Under DDP each rank chooses from its local batch, as in the paper's
+    code."""
+
+    name = "dynamic"
+    model_kind = "classifier"
+
+    def __init__(self, cfg: ObjectiveConfig, class_counts: np.ndarray, rank: int = 0, world_size: int = 1):
+        super().__init__(cfg, class_counts, rank, world_size)
+        self.head = cfg.dynamic_head
+        self.k = cfg.dynamic_k
+        self._weights: dict[int, torch.Tensor | None] = {}
+
+    def weights(self, n_classes: int) -> torch.Tensor | None:
+        if n_classes not in self._weights:
+            self._weights[n_classes] = sampling_weights(
+                self.class_counts, self.cfg.dynamic_weighting, n_classes
+            )
+        return self._weights[n_classes]
+
+    def choose(
+        self, labels: torch.Tensor, n_classes: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(rows kept, classes, targets) for a batch's labels."""
+        labels = labels.detach().cpu()
+        keep = known(labels, n_classes)
+        classes, targets = dynamic_classes(
+            labels[keep], self.k, n_classes, self.weights(n_classes), generator
+        )
+        return keep, classes, targets
+
+    def forward(self, out: dict[str, torch.Tensor], batch: Batch, generator: torch.Generator) -> torch.Tensor:
+        logits = out["logits"]
+        keep, classes, targets = self.choose(batch.labels, logits.shape[1], generator)
+        if not bool(keep.any()):
+            return logits.sum() * 0.0
+        dev = logits.device
+        chosen = logits[keep.to(dev)][:, classes.to(dev)]
+        return F.cross_entropy(chosen.float(), targets.to(dev))

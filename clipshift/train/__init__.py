@@ -1,0 +1,6 @@
+"""One training run: loop, schedule, checkpoints, resume, determinism, progress, DDP."""
+
+from clipshift.train.config import OptimConfig, TrainConfig
+from clipshift.train.run import RunFailed, train
+
+__all__ = ["OptimConfig", "RunFailed", "TrainConfig", "train"]

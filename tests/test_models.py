@@ -1,0 +1,253 @@
+"""Tokenizers, CLIP and classifier factories, open_clip checkpoint compatibility, bad-input errors."""
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from clipshift.data import world_table
+from clipshift.errors import UserError
+from clipshift.models import (
+    ModelConfig,
+    OpenClipTokenizer,
+    VocabTokenizer,
+    build_classifier,
+    build_clip,
+    build_tokenizer,
+    class_text_embeddings,
+    load_clip,
+    open_clip_config,
+    register_configs,
+    tokenizer_from_state,
+)
+from clipshift.models.registry import CONFIG_DIR
+
+
+@pytest.fixture(scope="module")
+def table(small_world):
+    return world_table(small_world.split("train", 128))
+
+
+def same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# ----------------------------------------------------------------------------- tokenizers
+
+
+def test_vocab_tokenizer_ids_context_and_unknown_words():
+    tok = VocabTokenizer.build(["A red Dub, on sand.", "a dub", "blue kaib on grass"])
+    assert tok.words == ["a", "red", "dub", "on", "sand", "blue", "kaib", "grass"]  # punctuation is no word
+    assert tok.vocab_size == len(tok.words) + 4
+    assert (tok.sot, tok.eot) == (tok.vocab_size - 2, tok.vocab_size - 1)
+    assert tok.context_length == 5 + 2  # longest text in words + SOT + EOT
+    rows = tok(["a red dub", "a zebra on mars", ""])
+    assert rows.dtype == torch.int64 and rows.shape == (3, 7)
+    assert rows[0].tolist() == [tok.sot, 2, 3, 4, tok.eot, 0, 0]
+    assert rows[1].tolist() == [tok.sot, 2, 1, 5, 1, tok.eot, 0]  # unknown words -> 1
+    assert rows[2].tolist() == [tok.sot, tok.eot, 0, 0, 0, 0, 0]
+    # open_clip pools text at argmax(token id): that must be the EOT position in every row
+    eot_pos = (rows == tok.eot).int().argmax(dim=1)
+    assert torch.equal(rows.argmax(dim=1), eot_pos)
+    # truncation keeps EOT last
+    long = tok(["a red dub on sand a red dub on sand"])
+    assert long.shape == (1, 7) and long[0, -1] == tok.eot and long[0].argmax() == 6
+    assert tok.decode(rows[1]) == "a <unk> on <unk>"
+
+
+def test_vocab_tokenizer_state_round_trip_and_cache():
+    tok = build_tokenizer("vocab", None, ["a small red dub on sand", "a kaib"])
+    again = tokenizer_from_state(json.loads(json.dumps(tok.state())))
+    texts = ["a red kaib", "a small dub on sand", "a red kaib", "new words here"]
+    assert isinstance(again, VocabTokenizer) and again.vocab_size == tok.vocab_size
+    assert torch.equal(tok(texts), again(texts))
+    first = tok(texts)
+    first[0, 0] = -5  # callers may modify the batch: the cached rows must not change
+    assert torch.equal(tok(texts), again(texts))
+    assert build_tokenizer("vocab", 20, ["a b"]).context_length == 20
+    with pytest.raises(UserError, match="corpus"):
+        build_tokenizer("vocab", None, None)
+
+
+def test_openclip_tokenizer_matches_open_clip():
+    import open_clip
+
+    tok = build_tokenizer("openclip", 32, None)
+    texts = [
+        "a small spotted red dub on sand, in a photo",
+        "a kaib",
+        "a small spotted red dub on sand, in a photo",
+    ]
+    rows = tok(texts)
+    assert isinstance(tok, OpenClipTokenizer) and rows.shape == (3, 32) and rows.dtype == torch.int64
+    ref = open_clip.tokenizer.SimpleTokenizer(context_length=32)
+    assert torch.equal(rows, ref(texts))
+    assert tok.vocab_size == ref.vocab_size == 49408 and int(rows.max()) == ref.eot_token_id
+    assert tokenizer_from_state(tok.state()).context_length == 32
+    unbound = OpenClipTokenizer()
+    with pytest.raises(RuntimeError, match="context length"):
+        unbound(["a"])
+
+
+# ----------------------------------------------------------------------------- CLIP models
+
+
+def test_vocab_clip_forward_pools_at_eot(table):
+    tok = build_tokenizer("vocab", None, table.captions + table.class_names)
+    model = build_clip(ModelConfig(tokenizer="vocab"), tok).eval()
+    assert model.text_pool_type == "argmax" and model.token_embedding.num_embeddings == tok.vocab_size
+    assert model.positional_embedding.shape[0] == tok.context_length
+    batch = table.batch(torch.arange(8))
+    tokens = tok(batch.texts)
+    images = batch.images.float() / 255
+    with torch.no_grad():
+        out = model(images, tokens)
+        assert out["image_features"].shape == out["text_features"].shape == (8, 128)
+        # the text feature is the EOT position's hidden state, projected
+        x = model.token_embedding(tokens) + model.positional_embedding
+        x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask))
+        eot = (tokens == tok.eot).int().argmax(dim=1)
+        manual = F.normalize(x[torch.arange(8), eot] @ model.text_projection, dim=-1)
+    assert torch.allclose(out["text_features"], manual, atol=1e-5)
+
+
+def test_openclip_model_checkpoint_loads_in_plain_open_clip(tmp_path):
+    import open_clip
+
+    tok = OpenClipTokenizer()
+    model = build_clip(ModelConfig(), tok)
+    assert tok.context_length == 32  # bound to the architecture's context
+    path = tmp_path / "clip.pt"
+    torch.save(model.state_dict(), path)
+    register_configs()
+    plain = open_clip.create_model("clipshift-rn-tiny", pretrained=str(path))
+    assert same_weights(plain.state_dict(), model.state_dict())
+    # and back through clipshift
+    again = build_clip(ModelConfig(pretrained=str(path)), OpenClipTokenizer())
+    assert same_weights(again.state_dict(), model.state_dict())
+
+
+def test_vocab_model_reloads_via_saved_config(tmp_path, table):
+    import open_clip
+
+    tok = build_tokenizer("vocab", None, table.captions + table.class_names)
+    cfg = ModelConfig(tokenizer="vocab")
+    model = build_clip(cfg, tok)
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "open_clip_config").mkdir()
+    ckpt = run / "checkpoints" / "final.pt"
+    torch.save({"state_dict": model.state_dict(), "name": cfg.name, "kind": "clip"}, ckpt)
+    (run / "open_clip_config" / f"{cfg.name}.json").write_text(json.dumps(open_clip_config(cfg, tok)))
+    (run / "tokenizer.json").write_text(json.dumps(tok.state()))
+    try:
+        open_clip.add_model_config(run / "open_clip_config")  # shadows clipshift-rn-tiny in open_clip
+        plain = open_clip.create_model(cfg.name, pretrained=str(ckpt))
+        assert same_weights(plain.state_dict(), model.state_dict())
+        # clipshift reads its own config files, so the shadowing does not change what the name builds
+        assert build_clip(ModelConfig(), OpenClipTokenizer()).token_embedding.num_embeddings == 49408
+    finally:
+        open_clip.add_model_config(CONFIG_DIR)
+    loaded, loaded_tok = load_clip(run)
+    assert same_weights(loaded.state_dict(), model.state_dict())
+    assert loaded_tok.state() == tok.state()
+
+
+@pytest.mark.parametrize(
+    "bad", ["openai", "laion2b_s34b_b79k", "https://example.com/x.pt", "/no/such/file.pt"]
+)
+def test_pretrained_must_be_a_local_file(bad):
+    with pytest.raises(UserError) as e:
+        build_clip(ModelConfig(pretrained=bad), OpenClipTokenizer())
+    msg = str(e.value)
+    assert msg == f"pretrained {bad!r}: not a local file; clipshift loads checkpoints from local paths only"
+    with pytest.raises(UserError, match="not a local file"):
+        build_classifier(ModelConfig(pretrained=bad), 5, "linear")
+
+
+def test_checkpoint_of_another_architecture_names_file_and_key(tmp_path):
+    other = build_clip(ModelConfig(name="clipshift-vit-tiny"), OpenClipTokenizer())
+    path = tmp_path / "vit.pt"
+    torch.save(other.state_dict(), path)
+    with pytest.raises(UserError) as e:
+        build_clip(ModelConfig(pretrained=str(path)), OpenClipTokenizer())
+    msg = str(e.value)
+    assert str(path) in msg and "\n" not in msg and "does not match the architecture" in msg
+    assert "key 'visual." in msg  # the first differing key is in the image tower
+    with pytest.raises(UserError, match="image tower does not match"):
+        build_classifier(ModelConfig(pretrained=str(path)), 5, "linear")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match=r"junk\.pt.*not a readable checkpoint"):
+        build_clip(ModelConfig(pretrained=str(junk)), OpenClipTokenizer())
+
+
+def test_unknown_architecture_lists_ours():
+    with pytest.raises(UserError, match=r"clipshift-rn-tiny, clipshift-vit-tiny.*open_clip\.list_models"):
+        build_clip(ModelConfig(name="ResNet-9000"), OpenClipTokenizer())
+
+
+def test_open_clip_config_overrides_and_image_size():
+    tok = OpenClipTokenizer(16)
+    mc = open_clip_config(ModelConfig(name="clipshift-vit-tiny", image_size=16), tok, init_logit_bias=-10.0)
+    assert mc["vision_cfg"]["image_size"] == 16 and mc["text_cfg"]["context_length"] == 16
+    assert mc["text_cfg"]["vocab_size"] == 49408 and mc["init_logit_bias"] == -10.0
+    model = build_clip(ModelConfig(name="clipshift-vit-tiny", image_size=16), tok, init_logit_bias=-10.0)
+    out = model(torch.zeros(2, 3, 16, 16), tok(["a", "b"]))
+    assert out["image_features"].shape == (2, 128) and float(out["logit_bias"].detach()) == -10.0
+
+
+# ----------------------------------------------------------------------------- classifiers
+
+
+def test_cosine_head_logit_scale_init_and_clamp():
+    clf = build_classifier(ModelConfig(), 5, "cosine")
+    head = clf.head
+    assert torch.isclose(head.scale(), torch.tensor(1 / 0.07))
+    feats = torch.randn(4, 128)
+    logits = head(feats)
+    cos = F.normalize(feats, dim=-1) @ F.normalize(head.weight, dim=-1).T
+    assert torch.allclose(logits, cos / 0.07, atol=1e-4)
+    with torch.no_grad():
+        head.logit_scale.fill_(7.0)  # e^7 ≈ 1097: the effective scale stops at 100
+    assert torch.isclose(head.scale(), torch.tensor(100.0))
+    assert torch.allclose(head(feats), 100 * cos, atol=1e-4)
+
+
+def test_classifier_shapes_tower_and_frozen_text_head(tmp_path):
+    clip = build_clip(ModelConfig(), OpenClipTokenizer())
+    clf = build_classifier(ModelConfig(), 5, "linear")
+    want = {k: v.shape for k, v in clip.visual.state_dict().items()}
+    assert {k: v.shape for k, v in clf.visual.state_dict().items()} == want  # the same image tower
+    out = clf(torch.zeros(3, 3, 32, 32))
+    assert out["logits"].shape == (3, 5) and out["features"].shape == (3, 128)
+
+    emb = F.normalize(torch.randn(5, 128), dim=-1)
+    th = build_classifier(ModelConfig(), 5, "texthead", emb)
+    names = {n for n, _ in th.named_parameters()}
+    assert "head.weight" not in names and "head.logit_scale" in names
+    assert torch.allclose(th.head.weight, emb) and "head.weight" in th.state_dict()
+    with pytest.raises(UserError, match="needs class-name text embeddings"):
+        build_classifier(ModelConfig(), 5, "texthead")
+    with pytest.raises(UserError, match=r"\(5, 128\)"):
+        build_classifier(ModelConfig(), 5, "texthead", torch.randn(4, 128))
+
+    # a CLIP checkpoint initialises the classifier's image tower
+    path = tmp_path / "clip.pt"
+    torch.save({"state_dict": clip.state_dict()}, path)
+    init = build_classifier(ModelConfig(pretrained=str(path)), 5, "cosine")
+    assert same_weights(init.visual.state_dict(), clip.visual.state_dict())
+
+
+def test_class_text_embeddings_prompt_ensemble():
+    tok = build_tokenizer("vocab", None, ["a photo of a dub", "a picture of a kaib"])
+    model = build_clip(ModelConfig(tokenizer="vocab"), tok)
+    templates = ["a photo of a {}.", "a picture of a {}."]
+    emb = class_text_embeddings(model, tok, ["dub", "kaib", "skez"], templates)
+    assert emb.shape == (3, 128) and torch.allclose(emb.norm(dim=-1), torch.ones(3), atol=1e-5)
+    assert model.training  # mode restored
+    with torch.no_grad():
+        model.eval()
+        per = model.encode_text(tok([t.format("kaib") for t in templates]), normalize=True)
+    assert torch.allclose(emb[1], F.normalize(per.mean(0), dim=-1), atol=1e-5)

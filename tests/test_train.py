@@ -1,0 +1,157 @@
+"""One training run: run directory contents, determinism, resume, failure records, DDP."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from clipshift.cli.main import main
+from clipshift.errors import UserError
+from clipshift.train import RunFailed, TrainConfig, train
+from clipshift.train import run as run_mod
+
+TINY = {
+    "data": {"kind": "world", "n": 384, "world": {"concepts": {"n_classes": 5}}},
+    "optim": {"batch_size": 64, "lr": 2e-3},
+    "log_every": 2,
+    "threads": 2,
+}
+
+
+def cfg(**over) -> TrainConfig:
+    data = json.loads(json.dumps(TINY))
+    for k, v in over.items():
+        data[k] = v if not isinstance(v, dict) else {**data.get(k, {}), **v}
+    return TrainConfig.model_validate(data)
+
+
+def weights(run: Path) -> dict:
+    return torch.load(run / "checkpoints" / "final.pt", weights_only=True)["state_dict"]
+
+
+def same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_clip_run_directory_and_open_clip_checkpoint(tmp_path):
+    import open_clip
+
+    from clipshift.models import register_configs
+
+    rec = train(cfg(), tmp_path / "r", progress=False)
+    run = tmp_path / "r"
+    assert rec["status"] == "done" and json.loads((run / "final.json").read_text())["status"] == "done"
+    assert (
+        TrainConfig.model_validate(__import__("yaml").safe_load((run / "config.yaml").read_text())) == cfg()
+    )
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert lines and {"step", "loss", "lr", "samples_per_s", "logit_scale"} <= lines[0].keys()
+    assert lines[-1]["step"] == rec["steps"] == 6
+    register_configs()
+    model = open_clip.create_model("clipshift-rn-tiny", pretrained=str(run / "checkpoints" / "final.pt"))
+    assert same_weights(model.state_dict(), weights(run))
+
+
+def test_same_seed_same_numbers_other_seed_differs(tmp_path):
+    a = train(cfg(), tmp_path / "a", progress=False)
+    b = train(cfg(), tmp_path / "b", progress=False)
+    train(cfg(seed=1), tmp_path / "c", progress=False)
+    assert a["final_loss"] == b["final_loss"] and same_weights(
+        weights(tmp_path / "a"), weights(tmp_path / "b")
+    )
+    assert not same_weights(weights(tmp_path / "a"), weights(tmp_path / "c"))
+
+
+@pytest.mark.parametrize("objective", ["clip", "dynamic"])
+def test_resume_after_interruption_gives_identical_weights(tmp_path, objective):
+    c = cfg(objective={"name": objective, "dynamic_k": 3}, epochs=2, checkpoint_every=2)
+    train(c, tmp_path / "full", progress=False)
+    part = train(c, tmp_path / "resumed", progress=False, stop_after=5)
+    assert part["status"] == "interrupted" and (tmp_path / "resumed" / "checkpoints" / "latest.pt").exists()
+    train(c, tmp_path / "resumed", progress=False)
+    assert same_weights(weights(tmp_path / "full"), weights(tmp_path / "resumed"))
+    assert not (tmp_path / "resumed" / "checkpoints" / "latest.pt").exists()
+
+
+def test_non_finite_loss_stops_with_a_record(tmp_path, monkeypatch):
+    real = run_mod._step
+    calls = {"n": 0}
+
+    def flaky(*args, **kw):
+        calls["n"] += 1
+        loss = real(*args, **kw)
+        return loss * float("nan") if calls["n"] == 4 else loss
+
+    monkeypatch.setattr(run_mod, "_step", flaky)
+    with pytest.raises(RunFailed, match="at step 3"):
+        train(cfg(), tmp_path / "r", progress=False)
+    rec = json.loads((tmp_path / "r" / "final.json").read_text())
+    assert rec["status"] == "failed" and "step 3" in rec["reason"]
+    assert (tmp_path / "r" / "config.yaml").exists() and (tmp_path / "r" / "metrics.jsonl").read_text()
+
+
+@pytest.mark.parametrize("objective", ["supervised", "supervised-cosine", "siglip", "clip-classname"])
+def test_objectives_train_end_to_end(tmp_path, objective):
+    rec = train(cfg(objective={"name": objective}, epochs=2), tmp_path / objective, progress=False)
+    lines = [json.loads(x) for x in (tmp_path / objective / "metrics.jsonl").read_text().splitlines()]
+    assert rec["status"] == "done" and lines[-1]["loss"] < lines[0]["loss"]
+
+
+def test_too_little_data_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="fewer than one batch"):
+        train(cfg(data={"n": 32}), tmp_path / "r", progress=False)
+
+
+def test_cli_train_and_bad_flag(tmp_path, capsys):
+    out = tmp_path / "cli"
+    argv = [
+        "train",
+        "--out",
+        str(out),
+        "--set",
+        "data.n=128",
+        "--set",
+        "data.world.concepts.n_classes=4",
+        "--batch-size",
+        "64",
+        "--objective",
+        "supervised",
+        "--quiet",
+        "--json",
+    ]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "done"
+    assert main(["train", "--out", str(out), "--set", "optim.lr=-1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "optim.lr = -1" in err and "\n" not in err
+
+
+def test_ddp_two_cpu_processes_gloo(tmp_path):
+    cfg_path = tmp_path / "run.yaml"
+    cfg_path.write_text(json.dumps({**TINY, "threads": 1}))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29531",
+        "-m",
+        "clipshift",
+        "train",
+        "--config",
+        str(cfg_path),
+        "--out",
+        str(tmp_path / "ddp"),
+        "--quiet",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rec = json.loads((tmp_path / "ddp" / "final.json").read_text())
+    assert rec["status"] == "done" and rec["world_size"] == 2 and rec["steps"] == 6
