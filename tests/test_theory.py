@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
-import types
 from typing import Any
 
 import pytest
@@ -121,17 +119,7 @@ def test_contrastive_drops_less_than_supervised_at_high_correlation() -> None:
 
 
 @pytest.fixture
-def cli_main(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """`clipshift.cli.main.main`, with sibling command modules stubbed only if not written yet."""
-    import clipshift.cli
-
-    for name in ("world", "bench", "demo"):
-        full = f"clipshift.cli.{name}"
-        if importlib.util.find_spec(full) is None:
-            stub = types.ModuleType(full)
-            stub.register = lambda sub: None  # type: ignore[attr-defined]
-            monkeypatch.setitem(sys.modules, full, stub)
-            monkeypatch.setattr(clipshift.cli, name, stub, raising=False)
+def cli_main() -> Any:
     from clipshift.cli.main import main
 
     return main

@@ -43,6 +43,18 @@ def _print_help(p: argparse.ArgumentParser) -> int:
     return 2
 
 
+def add_set_arg(p: argparse.ArgumentParser, example: str, dest: str = "set") -> None:
+    """The repeatable `--set dotted.path=VALUE` override that every config-taking command has."""
+    p.add_argument(
+        "--set",
+        dest=dest,
+        metavar="PATH=VALUE",
+        action="append",
+        default=[],
+        help=f"override one field, e.g. --set {example} (repeatable; VALUE is parsed as YAML)",
+    )
+
+
 def emit_json(obj: Any) -> None:
     json.dump(obj, sys.stdout, indent=2, default=_json_default)
     sys.stdout.write("\n")

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from clipshift.cli.common import add_command, emit_json
+from clipshift.cli.common import add_command, add_set_arg, emit_json
 from clipshift.errors import UserError
 
 DESCRIPTION = """\
@@ -30,14 +30,7 @@ EXAMPLES = """\
 def register(sub: Any) -> None:
     p = add_command(sub, "theory", "latent simulator: contrastive vs supervised", DESCRIPTION, EXAMPLES, run)
     p.add_argument("--config", metavar="FILE", help="YAML or JSON file of TheorySpec fields")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="override one spec field (repeatable); VALUE is parsed as YAML",
-    )
+    add_set_arg(p, "p_spurious=0.99", dest="overrides")
     p.add_argument(
         "--sweep",
         action="append",

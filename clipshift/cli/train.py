@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from clipshift.cli.common import add_command, emit_json, info
+from clipshift.cli.common import add_command, add_set_arg, emit_json, info
 
 EXAMPLES = """\
   clipshift train --out runs/clip                          # tiny CLIP on 20k samples of the default world
@@ -31,9 +31,7 @@ def register(sub: Any) -> None:
         _train,
     )
     p.add_argument("--config", metavar="FILE", help="run config (YAML/JSON); flags and --set override it")
-    p.add_argument(
-        "--set", metavar="PATH=VALUE", action="append", default=[], help="override a field (repeatable)"
-    )
+    add_set_arg(p, "optim.lr=1e-3")
     p.add_argument("--out", help="run directory (required unless --print-config)")
     p.add_argument(
         "--objective",

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from clipshift.cli.common import add_command, add_group, emit_json, info
+from clipshift.cli.common import add_command, add_group, add_set_arg, emit_json, info
 
 # the same as clipshift.world.export.FORMATS (a test checks); literal here so --help needs no torch
 EXPORT_FORMATS = ("imagefolder", "csv", "wds", "counteranimal", "imagenet-captions")
@@ -14,13 +14,7 @@ EXPORT_FORMATS = ("imagefolder", "csv", "wds", "counteranimal", "imagenet-captio
 
 def add_spec_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spec", metavar="FILE", help="world spec (YAML or JSON); default: the default world")
-    p.add_argument(
-        "--set",
-        metavar="PATH=VALUE",
-        action="append",
-        default=[],
-        help="override one spec field, e.g. --set backgrounds.rho=0.9 (repeatable)",
-    )
+    add_set_arg(p, "backgrounds.rho=0.9")
 
 
 def load_spec(args: argparse.Namespace) -> Any:
