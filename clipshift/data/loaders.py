@@ -323,14 +323,9 @@ def read_class_mapping(path: str | Path) -> dict[str, str]:
     """`wnid -> name` in file order: JSON `{wnid: name}`, or lines `wnid<TAB or space>name` (this also
     reads ImageNet's LOC_synset_mapping.txt)."""
     p = Path(path)
-    if not p.is_file():
-        raise UserError(f"{p}: file not found")
-    text = p.read_text(encoding="utf-8")
+    text = _read_text(p)
     if text.lstrip().startswith("{"):
-        try:
-            data = json.loads(text)
-        except ValueError as e:
-            raise UserError(f"{p}: not valid JSON ({e})") from None
+        data = _parse_json(p, text)
         if not all(isinstance(v, str) for v in data.values()):
             raise UserError(f"{p}: expected a JSON object of wnid: class name strings")
         return dict(data)
@@ -347,16 +342,24 @@ def read_class_mapping(path: str | Path) -> dict[str, str]:
     return out
 
 
-def _read_records(p: Path) -> list[dict[str, Any]]:
-    """ImageNet-Captions records from a JSON list or JSON lines."""
+def _read_text(p: Path) -> str:
     if not p.is_file():
         raise UserError(f"{p}: file not found")
-    text = p.read_text(encoding="utf-8")
+    return p.read_text(encoding="utf-8")
+
+
+def _parse_json(p: Path, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise UserError(f"{p}: not valid JSON ({e})") from None
+
+
+def _read_records(p: Path) -> list[dict[str, Any]]:
+    """ImageNet-Captions records from a JSON list or JSON lines."""
+    text = _read_text(p)
     if text.lstrip().startswith("["):
-        try:
-            records = json.loads(text)
-        except ValueError as e:
-            raise UserError(f"{p}: not valid JSON ({e})") from None
+        records = _parse_json(p, text)
     else:
         records = []
         for i, line in enumerate(text.splitlines(), 1):
