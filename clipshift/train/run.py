@@ -94,7 +94,8 @@ def train(
 
         table = load_table(cfg.data, _image_size(cfg), progress=progress and ctx.main)
     setup = _build(cfg, table, ctx)
-    model, objective, optimizer, scheduler, tokenizer = setup
+    model, objective, tokenizer = setup.model, setup.objective, setup.tokenizer
+    optimizer, scheduler = setup.optimizer, setup.scheduler
     scaler = torch.amp.GradScaler("cuda", enabled=setup.use_amp and setup.amp_dtype == torch.float16)
 
     steps_per_epoch = len(table) // (cfg.optim.batch_size)
@@ -227,9 +228,6 @@ class _Setup:
     amp_dtype: torch.dtype
     channels_last: bool
     kind: str
-
-    def __iter__(self) -> Any:
-        return iter((self.model, self.objective, self.optimizer, self.scheduler, self.tokenizer))
 
 
 def _image_size(cfg: TrainConfig) -> int:
