@@ -132,10 +132,12 @@ def train(
     window_t, window_n, last_loss = time.perf_counter(), 0, float("nan")
     samples_seen_t0 = step * cfg.optim.batch_size
     model.train()
+    order_epoch, order = -1, np.zeros(0, dtype=np.int64)
     try:
         while step < total_steps:
             epoch, in_epoch = divmod(step, steps_per_epoch)
-            order = _epoch_order(len(table), cfg.seed, epoch)
+            if epoch != order_epoch:  # one permutation per epoch, not per step
+                order_epoch, order = epoch, _epoch_order(len(table), cfg.seed, epoch)
             rows = order[in_epoch * cfg.optim.batch_size : (in_epoch + 1) * cfg.optim.batch_size]
             rows = rows[ctx.rank * local_bs : (ctx.rank + 1) * local_bs]
             batch = table.batch(rows)

@@ -74,10 +74,6 @@ class Renderer:
             out[lo : lo + RENDER_BATCH] = img.mul_(255.0).add_(0.5).clamp_(0, 255).to(torch.uint8)
         return out
 
-    @torch.no_grad()
-    def render_float(self, f: Factors) -> torch.Tensor:
-        return self._render_float(_tensors(f), f.corruption, f.severity)
-
     def _render_float(self, t: dict[str, torch.Tensor], corruption: str, severity: int) -> torch.Tensor:
         label = t["label"]
         n = len(label)
