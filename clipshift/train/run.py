@@ -93,17 +93,16 @@ def train(
         from clipshift.data.config import load_table
 
         table = load_table(cfg.data, _image_size(cfg), progress=progress and ctx.main)
-    setup = _build(cfg, table, ctx)
-    model, objective, tokenizer = setup.model, setup.objective, setup.tokenizer
-    optimizer, scheduler = setup.optimizer, setup.scheduler
-    scaler = torch.amp.GradScaler("cuda", enabled=setup.use_amp and setup.amp_dtype == torch.float16)
-
-    steps_per_epoch = len(table) // (cfg.optim.batch_size)
+    steps_per_epoch = len(table) // cfg.optim.batch_size
     if steps_per_epoch < 1:
         raise UserError(
             f"data has {len(table)} rows, fewer than one batch (optim.batch_size = {cfg.optim.batch_size})"
         )
     total_steps = steps_per_epoch * cfg.epochs
+    setup = _build(cfg, table, ctx, total_steps)
+    model, objective, tokenizer = setup.model, setup.objective, setup.tokenizer
+    optimizer, scheduler = setup.optimizer, setup.scheduler
+    scaler = torch.amp.GradScaler("cuda", enabled=setup.use_amp and setup.amp_dtype == torch.float16)
     step = 0
     ckpt_path = out_dir / "checkpoints" / "latest.pt"
     if resume and ckpt_path.exists():
@@ -247,7 +246,7 @@ def _image_size(cfg: TrainConfig) -> int:
     return int(size if isinstance(size, int) else size[0])
 
 
-def _build(cfg: TrainConfig, table: ImageTextTable, ctx: Context) -> _Setup:
+def _build(cfg: TrainConfig, table: ImageTextTable, ctx: Context, total_steps: int) -> _Setup:
     from clipshift.models.factory import build_classifier, build_clip
     from clipshift.models.text import build_tokenizer
     from clipshift.objectives import build_objective
@@ -290,9 +289,8 @@ def _build(cfg: TrainConfig, table: ImageTextTable, ctx: Context) -> _Setup:
         (cfg.optim.beta1, cfg.optim.beta2),
         cfg.optim.eps,
     )
-    steps = (len(table) // cfg.optim.batch_size) * cfg.epochs
-    warm = int(cfg.optim.warmup * steps) if cfg.optim.warmup < 1 else int(cfg.optim.warmup)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(steps, warm))  # type: ignore[arg-type]
+    warm = int(cfg.optim.warmup * total_steps) if cfg.optim.warmup < 1 else int(cfg.optim.warmup)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, warm))  # type: ignore[arg-type]
     use_amp = ctx.device.type == "cuda" and cfg.precision in ("auto", "amp")
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     return _Setup(
