@@ -74,6 +74,8 @@ def test_resume_after_interruption_gives_identical_weights(tmp_path, objective):
     assert part["status"] == "interrupted" and (tmp_path / "resumed" / "checkpoints" / "latest.pt").exists()
     train(c, tmp_path / "resumed", progress=False)
     assert same_weights(weights(tmp_path / "full"), weights(tmp_path / "resumed"))
+    steps = [json.loads(x)["step"] for x in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 12  # one continuous log across the interruption
     assert not (tmp_path / "resumed" / "checkpoints" / "latest.pt").exists()
 
 
@@ -99,6 +101,13 @@ def test_objectives_train_end_to_end(tmp_path, objective):
     rec = train(cfg(objective={"name": objective}, epochs=2), tmp_path / objective, progress=False)
     lines = [json.loads(x) for x in (tmp_path / objective / "metrics.jsonl").read_text().splitlines()]
     assert rec["status"] == "done" and lines[-1]["loss"] < lines[0]["loss"]
+
+
+def test_a_fresh_start_does_not_append_to_old_metrics(tmp_path):
+    train(cfg(), tmp_path / "r", progress=False)
+    train(cfg(), tmp_path / "r", progress=False, resume=False)
+    steps = [json.loads(x)["step"] for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [2, 4, 6]
 
 
 def test_too_little_data_is_a_user_error(tmp_path):

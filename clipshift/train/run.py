@@ -110,7 +110,9 @@ def train(
         if ctx.main:
             print(f"resuming {out_dir} from step {step}/{total_steps}", file=sys.stderr)
 
-    metrics = open(out_dir / "metrics.jsonl", "a") if ctx.main else None  # noqa: SIM115
+    # a resumed run continues its metrics; a run that starts at step 0 must not append to an old one's
+    mode = "a" if step > 0 else "w"
+    metrics = open(out_dir / "metrics.jsonl", mode) if ctx.main else None  # noqa: SIM115
     mean = torch.tensor(setup.mean, device=ctx.device).view(1, 3, 1, 1) * 255
     std = torch.tensor(setup.std, device=ctx.device).view(1, 3, 1, 1) * 255
     local_bs = cfg.optim.batch_size // ctx.world_size
