@@ -11,6 +11,8 @@ $(STAMP): pyproject.toml
 	@echo "installing clipshift and its dependencies into $(VENV) (first run takes a few minutes)..."
 	@$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev]" > $(VENV)/install.log 2>&1 \
 		|| (grep -v "is ignored" $(VENV)/install.log | tail -40 >&2; echo "install failed: see $(VENV)/install.log" >&2; exit 1)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps "clip-benchmark>=1.6,<2" >> $(VENV)/install.log 2>&1 \
+		|| (tail -20 $(VENV)/install.log >&2; echo "install failed: see $(VENV)/install.log" >&2; exit 1)
 	@$(BIN)/python -c "import clipshift, torch, open_clip" || (echo "install failed: see $(VENV)/install.log" >&2; exit 1)
 	@touch $(STAMP)
 

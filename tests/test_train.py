@@ -103,6 +103,16 @@ def test_objectives_train_end_to_end(tmp_path, objective):
     assert rec["status"] == "done" and lines[-1]["loss"] < lines[0]["loss"]
 
 
+def test_a_classifier_ignores_the_vocab_tokenizer_setting(tmp_path):
+    # a study grid crosses `model.tokenizer: vocab` with supervised objectives, which have no text tower
+    rec = train(cfg(objective={"name": "supervised"}, model={"tokenizer": "vocab"}), tmp_path, progress=False)
+    assert rec["status"] == "done"
+    from clipshift.models.factory import load_model
+
+    model, tokenizer = load_model(tmp_path)
+    assert tokenizer is None and model(torch.zeros(2, 3, 32, 32))["logits"].shape == (2, 5)
+
+
 def test_a_fresh_start_does_not_append_to_old_metrics(tmp_path):
     train(cfg(), tmp_path / "r", progress=False)
     train(cfg(), tmp_path / "r", progress=False, resume=False)

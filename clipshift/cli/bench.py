@@ -14,7 +14,8 @@ def register(sub: Any) -> None:
         "bench",
         help="benchmarks: print `name: value` lines (see BENCHMARKS.md)",
         description="Benchmarks measured on this machine; figures go into BENCHMARKS.md with the command.",
-        examples="  clipshift bench world\n  clipshift bench train\n  clipshift bench world --json\n",
+        examples="  clipshift bench world\n  clipshift bench train\n  clipshift bench eval\n"
+        "  clipshift bench world --json\n",
     )
     p = add_command(
         g,
@@ -30,6 +31,7 @@ def register(sub: Any) -> None:
 
     add_spec_args(p)
     _register_train(g)
+    _register_eval(g)
     p.add_argument("--n", type=int, default=50000, help="images per timed pass (default: %(default)s)")
     p.add_argument("--repeats", type=int, default=3, help="timed passes (default: %(default)s)")
     p.add_argument("--memory-n", type=int, default=100_000, help="size of the in-memory split measured")
@@ -68,6 +70,61 @@ def _train(args: argparse.Namespace) -> int:
     workers = [int(w) for w in args.workers.split(",") if w.strip()]
     figures = bench_train(
         args.model or DEFAULT_MODEL, args.batch_size, args.steps, args.warmup, workers, not args.no_openclip
+    )
+    print_figures(figures, args.json)
+    return 0
+
+
+def _register_eval(g: Any) -> None:
+    p = add_command(
+        g,
+        "eval",
+        "zero-shot evaluation speed and accuracy of the tiny CLIP, and CLIP_benchmark's on the same images",
+        "Train the default tiny CLIP briefly on default-world data (once; reused from --cache), render an "
+        "iid evaluation set and time clipshift's zero-shot evaluation (median of --repeats, text side "
+        "included). Export the same images as an ImageFolder of PNGs; time clipshift on it with a cold "
+        "decoded-image cache, and CLIP_benchmark's zero-shot evaluate (in this process, same model object, "
+        "class names and templates, torchvision ImageFolder + open_clip's eval transform, fp32, best of the "
+        "tried DataLoader workers). Accuracies must be identical.",
+        "  clipshift bench eval\n  clipshift bench eval --n 2000 --steps 100 --json\n",
+        _eval,
+    )
+    p.add_argument("--n", type=int, default=4000, help="evaluation images (default: %(default)s)")
+    p.add_argument(
+        "--steps", type=int, default=300, help="training steps of the model (default: %(default)s)"
+    )
+    p.add_argument("--batch-size", type=int, default=128, help="training batch size (default: %(default)s)")
+    p.add_argument("--repeats", type=int, default=3, help="timed clipshift passes (default: %(default)s)")
+    p.add_argument(
+        "--workers", default="0,2", help="CLIP_benchmark DataLoader workers to try (default: %(default)s)"
+    )
+    p.add_argument("--cb-batch-size", type=int, default=256, help="CLIP_benchmark batch size")
+    p.add_argument(
+        "--cache", metavar="DIR", help="where the trained model is kept (default: ~/.cache/clipshift)"
+    )
+    p.add_argument("--no-clip-benchmark", action="store_true", help="skip the CLIP_benchmark comparison")
+    p.add_argument("--json", action="store_true")
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from clipshift.bench.eval import bench_eval
+    from clipshift.errors import UserError
+
+    for flag in ("n", "steps", "batch_size", "repeats", "cb_batch_size"):
+        if getattr(args, flag) < 1:
+            raise UserError(f"--{flag.replace('_', '-')} must be ≥ 1, got {getattr(args, flag)}")
+    workers = tuple(int(w) for w in args.workers.split(",") if w.strip())
+    figures = bench_eval(
+        n=args.n,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        cb_batch_sizes=(args.cb_batch_size,),
+        cb_workers=workers or (0,),
+        repeats=args.repeats,
+        cache=Path(args.cache) if args.cache else None,
+        with_clip_benchmark=not args.no_clip_benchmark,
     )
     print_figures(figures, args.json)
     return 0

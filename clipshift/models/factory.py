@@ -219,6 +219,7 @@ def load_clip(path: str | Path) -> tuple[nn.Module, Tokenizer]:
             raise UserError(f"{str(ckpt)!r}: cannot tell the architecture (no 'name' in it, no saved config)")
         name = saved[0].stem
     cfg_file = run_dir / "open_clip_config" / f"{name}.json"
+    register_configs()  # create_model looks the name up even when the saved config supplies every field
     model_cfg = json.loads(cfg_file.read_text()) if cfg_file.is_file() else _base_config(name)
     tok_file = run_dir / "tokenizer.json"
     if tok_file.is_file():
@@ -330,6 +331,12 @@ class Classifier(nn.Module):
         return {"logits": self.head(features), "features": features}
 
 
+def _image_only(cfg: ModelConfig) -> ModelConfig:
+    """A classifier has no text tower, so its tokenizer setting is moot: build with the default one
+    (a `vocab` tokenizer would otherwise be demanded just to size an unused text embedding)."""
+    return cfg.model_copy(update={"tokenizer": "openclip"})
+
+
 def build_classifier(
     cfg: ModelConfig,
     n_classes: int,
@@ -338,6 +345,7 @@ def build_classifier(
 ) -> Classifier:
     """A classifier on the image tower of `cfg.name`. `cfg.pretrained` (a local CLIP or classifier
     checkpoint) initialises the tower from its `visual.*` weights; the head always starts fresh."""
+    cfg = _image_only(cfg)
     model_cfg = open_clip_config(cfg, None)
     visual: nn.Module = _create(cfg, model_cfg, None).visual  # type: ignore[assignment]
     path = _check_pretrained(cfg.pretrained)
@@ -380,6 +388,83 @@ def _load_visual(visual: nn.Module, path: Path) -> None:
         raise UserError(f"pretrained {str(path)!r}: image tower does not match: {found}") from e
 
 
+def _checkpoint_path(path: str | Path) -> Path:
+    p = Path(path).expanduser()
+    ckpt = p / "checkpoints" / "final.pt" if p.is_dir() else p
+    if not ckpt.is_file():
+        raise UserError(f"{str(path)!r}: no checkpoint there (a run directory or a local .pt file)")
+    return ckpt
+
+
+def _run_model_config(ckpt: Path, name: str) -> ModelConfig:
+    """The run's ModelConfig (config.yaml next to checkpoints/) without its `pretrained`, or the
+    architecture's defaults for a bare checkpoint."""
+    import yaml
+
+    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    cfg_file = run_dir / "config.yaml"
+    if cfg_file.is_file():
+        data = yaml.safe_load(cfg_file.read_text()) or {}
+        model = data.get("model") if isinstance(data, dict) else None
+        if isinstance(model, dict) and model.get("name", name) == name:
+            return ModelConfig.model_validate({**model, "pretrained": None})
+    return ModelConfig(name=name)
+
+
+def load_classifier(path: str | Path) -> Classifier:
+    """A clipshift classifier checkpoint (`kind: classifier` in final.pt): the image tower of its
+    architecture (the run's config.yaml gives the resolution when present) and its head, whose kind and
+    width are read off the state dict (cosine and text heads compute the same logits)."""
+    ckpt = _checkpoint_path(path)
+    try:
+        raw = torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise UserError(f"{str(ckpt)!r}: not a readable checkpoint ({type(e).__name__})") from e
+    if not (isinstance(raw, dict) and raw.get("kind") == "classifier" and "state_dict" in raw):
+        raise UserError(f"{str(ckpt)!r} is not a clipshift classifier checkpoint")
+    sd: dict[str, torch.Tensor] = raw["state_dict"]
+    name = str(raw.get("name") or DEFAULT_MODEL)
+    cfg = _image_only(_run_model_config(ckpt, name))
+    visual: nn.Module = _create(cfg, open_clip_config(cfg, None), None).visual  # type: ignore[assignment]
+    head: nn.Module
+    if "head.fc.weight" in sd:
+        n, dim = sd["head.fc.weight"].shape
+        head, kind = LinearHead(int(dim), int(n)), "linear"
+    elif "head.weight" in sd:
+        n, dim = sd["head.weight"].shape
+        head, kind = CosineHead(int(dim), int(n)), "cosine"
+    else:
+        raise UserError(f"{str(ckpt)!r}: no classifier head (head.fc.weight or head.weight) in it")
+    model = Classifier(visual, head, kind)
+    want = model.state_dict()
+    problem = _describe_mismatch(want, sd)
+    if problem:
+        raise UserError(f"{str(ckpt)!r} does not match the architecture: {problem} (model {name!r})")
+    model.load_state_dict(sd, strict=True)
+    return model
+
+
+def checkpoint_kind(path: str | Path) -> str:
+    """'clip' or 'classifier' for a clipshift checkpoint or run directory (a bare open_clip state dict
+    counts as 'clip')."""
+    ckpt = _checkpoint_path(path)
+    try:
+        raw = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)  # no copy of the weights
+    except Exception:
+        try:  # a legacy (non-zip) file cannot be memory-mapped
+            raw = torch.load(ckpt, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise UserError(f"{str(ckpt)!r}: not a readable checkpoint ({type(e).__name__})") from e
+    return "classifier" if isinstance(raw, dict) and raw.get("kind") == "classifier" else "clip"
+
+
+def load_model(path: str | Path) -> tuple[nn.Module, Tokenizer | None]:
+    """Any clipshift checkpoint or run directory: (CLIP model, tokenizer) or (Classifier, None)."""
+    if checkpoint_kind(path) == "classifier":
+        return load_classifier(path), None
+    return load_clip(path)
+
+
 __all__ = [
     "Classifier",
     "CosineHead",
@@ -388,7 +473,10 @@ __all__ = [
     "TextHead",
     "build_classifier",
     "build_clip",
+    "checkpoint_kind",
     "class_text_embeddings",
+    "load_classifier",
     "load_clip",
+    "load_model",
     "open_clip_config",
 ]

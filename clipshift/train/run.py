@@ -207,6 +207,10 @@ def train(
         "model": cfg.model.name,
         "world_size": ctx.world_size,
         "data": {"source": table.source, "rows": len(table), **table.stats},
+        # the evaluation label space and how often each of its classes was seen in training, so
+        # evaluation and long-tail analyses need not reload the data
+        "class_names": list(table.class_names[: table.eval_classes]),
+        "class_counts": [int(c) for c in table.class_counts()[: table.eval_classes]],
     }
     if ctx.main:
         _save_final(out_dir, model, setup, cfg, tokenizer, objective.model_overrides())

@@ -1,0 +1,214 @@
+"""`clipshift eval`: evaluate a model on datasets; CLIP_benchmark-shaped result JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from clipshift.cli.common import add_command, emit_json, info
+
+EXAMPLES = """\
+  clipshift eval --model runs/clip --dataset iid --dataset counter --out result.json
+  clipshift eval --model runs/clip --dataset imagefolder:data/sketch --templates openai --json
+  clipshift eval --model runs/clip --dataset counteranimal:data/ca --out ca.json
+  clipshift eval --model RN50:weights/rn50.pt --dataset imagenet-r:/data/imagenet-r --templates openai
+  clipshift eval --model runs/clip --dataset csv:data/val/val.csv          # retrieval recall@1/5/10
+  clipshift eval --model runs/clip --dataset iid --task linear_probe --few-shot 16
+  clipshift eval --model runs/sl --dataset iid --out '{dataset}_{task}.json'   # one file per result
+"""
+
+TASKS = ("zeroshot_classification", "linear_probe", "knn", "retrieval")
+
+
+def register(sub: Any) -> None:
+    p = add_command(
+        sub,
+        "eval",
+        "evaluate a model: zero-shot, its own head, linear probe, kNN, retrieval; CLIP_benchmark-shaped JSON",
+        "Evaluate a model on one or more datasets. --model is a clipshift run directory (CLIP runs are "
+        "evaluated zero-shot, classifier runs with their own head), a checkpoint file, or ARCH:PATH for any "
+        "open_clip architecture with a local checkpoint (nothing is downloaded). --dataset is a world set "
+        "name (iid, common, counter, sketch, rendition, painting, pose, corrupt-<kind>-<1..5>; rendered from "
+        "the run's world or --world) or KIND:PATH with KIND one of imagefolder, counteranimal, imagenet, "
+        "imagenet-v2, imagenet-r, imagenet-a, imagenet-sketch, objectnet, csv. ImageNet-R/-A are scored over "
+        "their 200 classes and ObjectNet over its 113 ImageNet-overlapping classes (read from the "
+        "dataset's mappings/ folder); on 1000-class ImageNet sets the accuracy on the R and A class subsets "
+        "(and ObjectNet's with --objectnet-mappings) is reported too, as subset/<name>/acc1. CounterAnimal "
+        "reports common/counter group accuracies over the full label space and over the classes present. "
+        "csv: is image-text retrieval. The result JSON has CLIP_benchmark's fields (dataset, model, "
+        "pretrained, task, metrics with acc1, acc5, mean_per_class_recall as fractions) plus per-class "
+        "accuracy, prediction counts, the confusion matrix and per-group metrics.",
+        EXAMPLES,
+        _eval,
+    )
+    p.add_argument("--model", required=True, help="run directory, checkpoint file, or ARCH:PATH")
+    p.add_argument("--pretrained", metavar="PATH", help="local checkpoint for --model ARCH")
+    p.add_argument(
+        "--dataset",
+        action="append",
+        required=True,
+        metavar="SPEC",
+        help="world set name or KIND:PATH (repeatable)",
+    )
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        help="result JSON; several results make a list, unless FILE has {dataset} / {task} (one file each)",
+    )
+    p.add_argument(
+        "--templates", default=None, help="world, openai (80), simple, single, or a file (default: world for "
+        "world data, openai otherwise)"
+    )  # fmt: skip
+    p.add_argument("--classnames", metavar="FILE", help="class names, one per line, in label order")
+    p.add_argument(
+        "--task", choices=TASKS, default=None, help="default: zeroshot_classification (retrieval for csv:)"
+    )
+    p.add_argument("--n", type=int, default=2000, help="samples per world set (default: %(default)s)")
+    p.add_argument("--world", metavar="FILE", help="world spec for world sets (default: the run's world)")
+    p.add_argument(
+        "--probe-train",
+        metavar="SPEC",
+        help="linear probe / kNN training data (default: fresh world iid samples, or half of each dataset)",
+    )
+    p.add_argument("--probe-n", type=int, default=2000, help="world samples the probe learns from")
+    p.add_argument(
+        "--few-shot", type=int, metavar="K", help="linear probe / kNN: K training samples per class"
+    )
+    p.add_argument("--knn-k", type=int, default=20)
+    p.add_argument("--group-by", default="background,domain", help="world factors for group accuracies")
+    p.add_argument("--min-group-size", type=int, default=10)
+    p.add_argument("--objectnet-mappings", metavar="DIR", help="ObjectNet's mappings/ folder")
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--threads", type=int, help="CPU threads")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="print the result JSON instead of the summary")
+
+
+def _world(args: argparse.Namespace, model_spec: str) -> Any:
+    from clipshift import configio
+    from clipshift.world import World, WorldSpec
+
+    if args.world:
+        data = configio.read_mapping(args.world)
+        data = data.get("world", data) if isinstance(data.get("world"), dict) else data
+        if isinstance(data.get("data"), dict) and isinstance(data["data"].get("world"), dict):
+            data = data["data"]["world"]  # a run config
+        return World(configio.validate(WorldSpec, data, args.world))
+    run = Path(model_spec)
+    if run.is_dir() and (run / "config.yaml").is_file():
+        import yaml
+
+        from clipshift.train.config import TrainConfig
+
+        cfg = TrainConfig.model_validate(yaml.safe_load((run / "config.yaml").read_text()))
+        if cfg.data.kind == "world":
+            return World(cfg.data.world)
+    return None
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from clipshift.errors import UserError
+    from clipshift.evaluate import (
+        evaluate_dataset,
+        load_eval_data,
+        open_model,
+        probe_set,
+        resolve_templates,
+        split_for_probe,
+        to_clip_benchmark_json,
+        world_set,
+    )
+    from clipshift.evaluate.core import PROBE_START
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    for flag in ("n", "probe_n", "batch_size", "knn_k", "min_group_size"):
+        if getattr(args, flag) < 1:
+            raise UserError(f"--{flag.replace('_', '-')} must be ≥ 1, got {getattr(args, flag)}")
+    if args.few_shot is not None and args.few_shot < 1:
+        raise UserError(f"--few-shot must be ≥ 1, got {args.few_shot}")
+    progress = not args.quiet
+    model = open_model(args.model, args.pretrained)
+    world = _world(args, args.model)
+    templates = resolve_templates(args.templates or ("world" if world is not None else "openai"))
+    group_by = [g.strip() for g in args.group_by.split(",") if g.strip()]
+    load_kw: dict[str, Any] = {
+        "world": world, "n": args.n, "group_by": group_by, "class_names": args.classnames,
+        "objectnet_mappings": args.objectnet_mappings, "progress": progress,
+    }  # fmt: skip
+    datasets = [load_eval_data(spec, model.image_size, **load_kw) for spec in args.dataset]
+    task = args.task or "zeroshot_classification"
+    probe = None
+    if task in ("linear_probe", "knn"):
+        if args.probe_train:
+            pdata = load_eval_data(args.probe_train, model.image_size, **load_kw)
+            probe = probe_set(model, pdata, args.batch_size, args.few_shot, progress)
+        elif world is not None:
+            pdata = world_set(world, "iid", args.probe_n, start=PROBE_START, image_size=model.image_size)
+            probe = probe_set(model, pdata, args.batch_size, args.few_shot, progress)
+            probe.source = f"world:iid[{PROBE_START}:{PROBE_START + args.probe_n}]"
+    results = []
+    for data in datasets:
+        set_probe = probe
+        if task in ("linear_probe", "knn") and set_probe is None:
+            train_half, data = split_for_probe(data)
+            set_probe = probe_set(model, train_half, args.batch_size, args.few_shot, progress)
+        tasks = ["retrieval"] if data.retrieval else [task]
+        if task == "retrieval" and not data.retrieval:
+            raise UserError(f"--task retrieval: {data.source} has no captions (use a csv: dataset)")
+        res, _, _ = evaluate_dataset(
+            model, data, tasks, templates, batch_size=args.batch_size, probe=set_probe, knn_k=args.knn_k,
+            min_group_size=args.min_group_size, progress=progress,
+        )  # fmt: skip
+        results.extend(res)
+    docs = [to_clip_benchmark_json(r, model.name, model.pretrained) for r in results]
+    if args.out:
+        _write(args.out, docs)
+    if args.json:
+        emit_json(docs[0] if len(docs) == 1 else docs)
+    else:
+        _summary(docs)
+        if args.out:
+            info(f"wrote {args.out}")
+    return 0
+
+
+def _write(out: str, docs: list[dict[str, Any]]) -> None:
+    from clipshift.cli.common import _json_default
+
+    def dump(path: Path, obj: Any) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(obj, indent=1, default=_json_default) + "\n")
+
+    if "{dataset}" in out or "{task}" in out:
+        for d in docs:
+            safe = str(d["dataset"]).replace("/", "_")
+            dump(Path(out.replace("{dataset}", safe).replace("{task}", str(d["task"]))), d)
+    else:
+        dump(Path(out), docs[0] if len(docs) == 1 else docs)
+
+
+def _summary(docs: list[dict[str, Any]]) -> None:
+    for d in docs:
+        m = d["metrics"]
+        n = int(m.get("n", m.get("n_images", 0)) or 0)
+        print(f"{d['dataset']}  ({d['task']}, {n} images)")
+        main = [k for k in m if "/" not in k and k not in ("n", "n_images", "n_texts")]
+        for k in main:
+            print(f"  {k:<28} {_fmt(k, m[k])}")
+        groups = [k for k in m if k.startswith(("group_acc/", "subset/")) and k.count("/") <= 2]
+        for k in groups[:24]:
+            print(f"  {k:<28} {_fmt(k, m[k])}")
+        if len(groups) > 24:
+            print(f"  … {len(groups) - 24} more in the JSON")
+
+
+def _fmt(key: str, v: Any) -> str:
+    if v is None:
+        return "n/a"
+    counts = key.rsplit("/", 1)[-1].startswith("n")  # n, n_unscored, subset/…/n
+    return str(int(v)) if counts else f"{v:.4f}"

@@ -1,0 +1,47 @@
+"""EvalConfig: what to evaluate a trained model on, and how (the `eval:` section of a study's run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class EvalConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sets: list[str] = Field(
+        default_factory=lambda: ["iid", "common", "counter", "sketch", "rendition", "painting", "pose"],
+        description="world evaluation sets by name (iid, common, counter, a domain, corrupt-<kind>-<sev>, "
+        "pose), or a dataset spec such as imagefolder:/path or counteranimal:/path",
+    )
+    n_per_set: int = Field(2000, ge=1, description="samples per world evaluation set (class-balanced)")
+    templates: str = Field(
+        "world",
+        description="zero-shot prompts: world (the world's caption-style templates), openai (80), simple, "
+        "single, or a file with one template per line",
+    )
+    linear_probe: bool = Field(False, description="also fit a linear probe on frozen features")
+    knn: bool = Field(False, description="also report k-nearest-neighbour accuracy on frozen features")
+    group_by: list[str] = Field(
+        default_factory=lambda: ["background", "domain"],
+        description="ground-truth factors for per-group and worst-group accuracy (world sets)",
+    )
+    batch_size: int = Field(512, ge=1)
+    # ---- added by the evaluation module (fields above are the lead's contract)
+    probe_n: int = Field(
+        2000,
+        ge=2,
+        description="linear probe / kNN: training samples (world: fresh iid samples, class-balanced)",
+    )
+    few_shot_k: int | None = Field(None, ge=1, description="linear probe / kNN: keep k samples per class")
+    knn_k: int = Field(20, ge=1, description="kNN: neighbours (cosine similarity, similarity-weighted votes)")
+    min_group_size: int = Field(
+        10, ge=1, description="groups with fewer samples are left out of per-group and worst-group accuracy"
+    )
+    class_names: Path | None = Field(
+        None, description="class-name file (one per line) for non-world sets; default: the dataset's own"
+    )
+    cache_dir: Path | None = Field(
+        None, description="decoded-image cache for non-world sets (default: ~/.cache)"
+    )

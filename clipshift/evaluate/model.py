@@ -1,0 +1,256 @@
+"""The model under evaluation: a CLIP model (zero-shot) or a classifier (its head), loaded from a run
+directory or from an open_clip architecture + local checkpoint; batched image features and cached
+zero-shot classifier weights."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from clipshift.errors import UserError
+
+DEFAULT_MEAN = (0.48145466, 0.4578275, 0.40821073)  # OpenAI CLIP's, the open_clip default
+DEFAULT_STD = (0.26862954, 0.26130258, 0.27577711)
+_ZS_CACHE: dict[str, torch.Tensor] = {}  # zero-shot weights by (checkpoint, class names, templates)
+
+
+@dataclass
+class EvalModel:
+    """`kind` 'clip' (zero-shot through `tokenizer`) or 'classifier' (`module.head`); `class_names` is
+    a classifier's training label space when known (final.json); `key` identifies the weights (path,
+    size, mtime) for caches; `cache_dir` holds zero-shot weights on disk (a run's eval_cache/)."""
+
+    module: nn.Module
+    kind: str
+    tokenizer: Any
+    name: str
+    pretrained: str
+    image_size: int
+    mean: tuple[float, ...] = DEFAULT_MEAN
+    std: tuple[float, ...] = DEFAULT_STD
+    class_names: list[str] | None = None
+    key: str = ""
+    cache_dir: Path | None = None
+    channels_last: bool = True
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_outputs(self) -> int:
+        return int(self.head_weights().shape[0])
+
+    def head_weights(self) -> torch.Tensor:
+        """A classifier's class prototypes / weight rows (C, D)."""
+        head: Any = getattr(self.module, "head", None)
+        if head is None:
+            raise UserError("a CLIP model has no classifier head")
+        if hasattr(head, "fc"):
+            return head.fc.weight.detach()
+        return head.prototypes().detach()
+
+
+def _file_key(path: Path) -> str:
+    st = path.stat()
+    return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def _image_size(model: nn.Module) -> int:
+    size = getattr(model.visual, "image_size", None) if hasattr(model, "visual") else None
+    if isinstance(size, (tuple, list)):
+        size = size[0]
+    if not isinstance(size, int):
+        raise UserError("cannot tell the model's input resolution")
+    return size
+
+
+def _norm(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    pp = getattr(getattr(model, "visual", None), "preprocess_cfg", None) or {}
+    return tuple(pp.get("mean", DEFAULT_MEAN)), tuple(pp.get("std", DEFAULT_STD))
+
+
+def open_model(spec: str | Path, pretrained: str | None = None) -> EvalModel:
+    """A run directory or checkpoint file (`spec`), `ARCH:PATH`, or `ARCH` with `pretrained` = PATH.
+
+    Weights are local files only: a hub tag or URL is refused by the model factory in one line."""
+    from clipshift.models.factory import ModelConfig, build_clip, checkpoint_kind, load_model
+    from clipshift.models.registry import list_models
+
+    text = str(spec)
+    p = Path(text).expanduser()
+    arch: str | None = None
+    if pretrained is not None:
+        arch, path = text, pretrained
+    elif not p.exists() and ":" in text and text.split(":", 1)[0] in list_models():
+        arch, path = text.split(":", 1)
+    if arch is not None:
+        if arch not in list_models():
+            raise UserError(f"unknown model {arch!r} (open_clip.list_models() lists every architecture)")
+        ck = Path(path).expanduser()
+        if ck.is_file() and checkpoint_kind(ck) == "classifier":
+            module, tok = load_model(ck)
+            return _wrap(module, tok, arch, ck, None)
+        from clipshift.models.text import OpenClipTokenizer
+
+        tokenizer = OpenClipTokenizer()
+        module = build_clip(ModelConfig(name=arch, pretrained=path), tokenizer)  # binds the context
+        return _wrap(module, tokenizer, arch, ck.resolve(), None)
+    if not p.exists():
+        raise UserError(f"model {text!r}: no such run directory or checkpoint file (or ARCH:PATH)")
+    module, tok = load_model(p)
+    ckpt = p / "checkpoints" / "final.pt" if p.is_dir() else p
+    run_dir = p if p.is_dir() else None
+    raw_name = _checkpoint_name(ckpt)
+    return _wrap(module, tok, raw_name, ckpt.resolve(), run_dir)
+
+
+def _checkpoint_name(ckpt: Path) -> str:
+    raw = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+    return str(raw.get("name", "")) if isinstance(raw, dict) else ""
+
+
+def _wrap(module: nn.Module, tokenizer: Any, name: str, ckpt: Path, run_dir: Path | None) -> EvalModel:
+    from clipshift.models.factory import Classifier
+
+    kind = "classifier" if isinstance(module, Classifier) else "clip"
+    module.eval()
+    mean, std = _norm(module)
+    class_names = None
+    if run_dir is not None and (run_dir / "final.json").is_file():
+        try:
+            rec = json.loads((run_dir / "final.json").read_text())
+        except ValueError:
+            rec = {}
+        names = rec.get("class_names") if isinstance(rec, dict) else None
+        if isinstance(names, list) and names:
+            class_names = [str(n) for n in names]
+    cache_dir = run_dir / "eval_cache" if run_dir is not None else None
+    module = module.to(memory_format=torch.channels_last)  # NHWC convolutions are faster on CPU
+    return EvalModel(
+        module=module,
+        kind=kind,
+        tokenizer=tokenizer,
+        name=name,
+        pretrained=str(ckpt),
+        image_size=_image_size(module),
+        mean=mean,
+        std=std,
+        class_names=class_names,
+        key=_file_key(ckpt),
+        cache_dir=cache_dir,
+    )
+
+
+def from_module(
+    module: nn.Module, tokenizer: Any = None, name: str = "model", class_names: list[str] | None = None
+) -> EvalModel:
+    """Wrap an in-memory model (tests, benchmarks); zero-shot weights are cached in memory only, keyed by
+    the object's identity."""
+    from clipshift.models.factory import Classifier
+
+    module.eval()
+    mean, std = _norm(module)
+    return EvalModel(
+        module=module,
+        kind="classifier" if isinstance(module, Classifier) else "clip",
+        tokenizer=tokenizer,
+        name=name,
+        pretrained="",
+        image_size=_image_size(module),
+        mean=mean,
+        std=std,
+        class_names=class_names,
+        key=f"object:{id(module)}",
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# features
+
+
+@torch.inference_mode()
+def image_features(
+    model: EvalModel, images: Any, batch_size: int = 512, progress: bool = False, desc: str = "eval"
+) -> torch.Tensor:
+    """(N, D) float32 features of uint8 images (N, 3, S, S): L2-normalised image embeddings for CLIP,
+    the image tower's output for a classifier. Pixels are normalised exactly as torchvision's ToTensor +
+    Normalize do (x / 255, − mean, / std), so CLIP_benchmark on PNGs of the same images sees the same
+    input tensors."""
+    from tqdm import tqdm
+
+    n = int(images.shape[0])
+    s = int(images.shape[-1])
+    if s != model.image_size:
+        raise UserError(f"images are {s} px but the model takes {model.image_size} px")
+    mean = torch.tensor(model.mean, dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(model.std, dtype=torch.float32).view(1, 3, 1, 1)
+    module: Any = model.module
+    out: torch.Tensor | None = None
+    bar = tqdm(total=n, desc=desc, unit="img", disable=not progress, file=sys.stderr, leave=False)
+    for lo in range(0, n, batch_size):
+        chunk = images[lo : lo + batch_size]
+        x = chunk if isinstance(chunk, torch.Tensor) else torch.from_numpy(np.array(chunk))  # memmap: copy
+        x = x.float().div_(255).sub_(mean).div_(std)
+        if model.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        f = module.encode_image(x, normalize=True) if model.kind == "clip" else module.visual(x)
+        if out is None:
+            out = torch.empty((n, f.shape[1]), dtype=torch.float32)
+        out[lo : lo + len(f)] = f.float()
+        bar.update(len(f))
+    bar.close()
+    return out if out is not None else torch.zeros((0, 1))
+
+
+@torch.inference_mode()
+def text_features(model: EvalModel, texts: list[str], batch_size: int = 1024) -> torch.Tensor:
+    """(T, D) L2-normalised text embeddings."""
+    module: Any = model.module
+    chunks = [
+        module.encode_text(model.tokenizer(texts[i : i + batch_size]), normalize=True).float()
+        for i in range(0, len(texts), batch_size)
+    ]
+    return torch.cat(chunks) if chunks else torch.zeros((0, 1))
+
+
+def zeroshot_weights(model: EvalModel, class_names: list[str], templates: list[str]) -> torch.Tensor:
+    """(C, D) zero-shot classifier: per class, the renormalised mean of its normalised template
+    embeddings (CLIP's prompt ensemble). Cached in memory and, for run directories, on disk under
+    `<run>/eval_cache/`, keyed by the checkpoint (path, size, mtime), class names and templates."""
+    from clipshift.models.factory import class_text_embeddings
+
+    if model.kind != "clip":
+        raise UserError("zero-shot classification needs a CLIP model (this is a classifier)")
+    digest = hashlib.sha256(
+        json.dumps([model.key, class_names, templates], ensure_ascii=False).encode()
+    ).hexdigest()[:24]
+    hit = _ZS_CACHE.get(digest)
+    if hit is not None:
+        return hit
+    path = model.cache_dir / f"zeroshot-{digest}.pt" if model.cache_dir is not None else None
+    if path is not None and path.is_file():
+        try:
+            w = torch.load(path, map_location="cpu", weights_only=True)
+            if isinstance(w, torch.Tensor) and w.shape[0] == len(class_names):
+                _ZS_CACHE[digest] = w
+                return w
+        except Exception:
+            pass  # a damaged cache file is recomputed
+    with torch.inference_mode():
+        w = class_text_embeddings(model.module, model.tokenizer, class_names, templates).clone()
+    _ZS_CACHE[digest] = w
+    if path is not None:
+        from clipshift.train.checkpoint import atomic_save
+
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_save(w, path)
+        except OSError:
+            pass  # a read-only run directory still evaluates; only the cache is lost
+    return w

@@ -1,0 +1,75 @@
+"""EvalResult: one (evaluation set, task) outcome, its tidy rows and its CLIP_benchmark-shaped JSON."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+TASKS = ("zeroshot_classification", "classification", "linear_probe", "knn", "zeroshot_retrieval")
+
+
+@dataclass
+class EvalResult:
+    """Scalar `metrics` (accuracies as fractions 0–1, like CLIP_benchmark), per-class lists in
+    `per_class` (`class_acc`, `class_pred_count`, `class_count`; index = class id of `class_names`),
+    an optional confusion matrix (rows: true class, columns: predicted) and free-form `info`."""
+
+    dataset: str
+    task: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    per_class: dict[str, list[float]] = field(default_factory=dict)
+    confusion: np.ndarray | None = None
+    class_names: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def rows(self) -> list[tuple[str, str, int, float]]:
+        """Tidy `(eval_set, metric, class_id, value)` rows: class_id −1 for scalar metrics, the class
+        index for per-class ones."""
+        out = [(self.dataset, k, -1, float(v)) for k, v in self.metrics.items()]
+        for k, values in self.per_class.items():
+            out.extend((self.dataset, k, i, float(v)) for i, v in enumerate(values))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (NaN becomes None; the confusion matrix a nested list)."""
+        return {
+            "dataset": self.dataset,
+            "task": self.task,
+            "metrics": {k: _finite(v) for k, v in self.metrics.items()},
+            "per_class": {k: [_finite(x) for x in v] for k, v in self.per_class.items()},
+            "class_names": list(self.class_names),
+            "confusion": None if self.confusion is None else np.asarray(self.confusion).tolist(),
+            "info": self.info,
+        }
+
+
+def _finite(v: float) -> float | None:
+    v = float(v)
+    return None if math.isnan(v) else v
+
+
+def to_clip_benchmark_json(
+    result: EvalResult, model_name: str, pretrained: str, language: str = "en"
+) -> dict[str, Any]:
+    """CLIP_benchmark's result shape (`dataset`, `model`, `pretrained`, `task`, `metrics`, `language`)
+    followed by clipshift's extra fields (`per_class`, `class_names`, `confusion`, `info`). NaN is null;
+    `acc5` is null with fewer than 5 classes (CLIP_benchmark's NaN)."""
+    d = result.to_dict()
+    metrics = d["metrics"]
+    if "acc1" in metrics and "acc5" not in metrics:  # fewer than 5 classes: CLIP_benchmark writes NaN
+        metrics = {"acc1": metrics["acc1"], "acc5": None, **{k: v for k, v in metrics.items() if k != "acc1"}}
+    return {
+        "dataset": result.dataset,
+        "model": model_name,
+        "pretrained": pretrained,
+        "task": result.task,
+        "metrics": metrics,
+        "language": language,
+        "per_class": d["per_class"],
+        "class_names": d["class_names"],
+        "confusion": d["confusion"],
+        "info": d["info"],
+    }
