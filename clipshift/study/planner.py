@@ -1,0 +1,108 @@
+"""A study's runs: grid x zip x seeds expanded into validated run configs, each identified by a hash of
+its resolved config (DomainBed's habit), so runs are shared by any specs that resolve to the same one."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from clipshift.study.spec import (
+    Layer,
+    RunConfig,
+    StudySpec,
+    check_analyses,
+    resolve,
+    set_path,
+    validate_run,
+    with_defaults,
+)
+
+# Fields that cannot change a run's results, left out of its id: how often metrics are logged and
+# checkpoints written (resume is bit-exact), the CPU thread count (a machine setting: note that on CPU
+# float results can differ in the last bits between thread counts) and where decoded images are cached.
+HASH_EXCLUDE: tuple[str, ...] = (
+    "log_every",
+    "checkpoint_every",
+    "threads",
+    "data.cache_dir",
+    "eval.cache_dir",
+)
+ID_LENGTH = 12
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    run_id: str
+    factors: dict[str, Any]  # grid/zip axis -> value (not the seed)
+    seed: int
+    config: RunConfig = field(repr=False)
+
+    def label(self) -> str:
+        """`objective.name=clip data.n=512 seed=0`, for progress lines."""
+        parts = [f"{k}={_show(v)}" for k, v in self.factors.items()]
+        return " ".join([*parts, f"seed={self.seed}"])
+
+
+def _show(v: Any) -> str:
+    return v if isinstance(v, str) else json.dumps(v, separators=(",", ":"))
+
+
+def canonical_config(cfg: RunConfig) -> dict[str, Any]:
+    """The resolved config as hashed: JSON types, HASH_EXCLUDE removed."""
+    data = cfg.model_dump(mode="json")
+    for path in HASH_EXCLUDE:
+        node: Any = data
+        *parents, last = path.split(".")
+        for p in parents:
+            node = node.get(p) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return data
+
+
+def run_id(cfg: RunConfig) -> str:
+    text = json.dumps(canonical_config(cfg), sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:ID_LENGTH]
+
+
+def plan(spec: StudySpec, *, profile: str | None = None, overrides: Sequence[str] = ()) -> list[PlannedRun]:
+    """Every run of the study, seeds outermost (all factor combinations of the first seed come first, so a
+    partial study already covers the grid). Points that resolve to an earlier point's config share its
+    run and are listed once."""
+    spec = resolve(spec, profile, overrides)
+    base = with_defaults(spec.base)
+    grid_axes = list(spec.grid.items())
+    zip_groups = [list(g.items()) for g in spec.zip]
+    grid_points = itertools.product(*[range(len(v)) for _, v in grid_axes])
+    zip_points = list(itertools.product(*[range(len(g[0][1])) for g in zip_groups]))
+    points = [(g, z) for g in grid_points for z in zip_points]
+
+    out: list[PlannedRun] = []
+    seen: set[str] = set()
+    for s_i, seed in enumerate(spec.seeds):
+        for g_idx, z_idx in points:
+            layers: list[Layer] = []
+            for (axis, values), i in zip(grid_axes, g_idx):
+                layers.append(Layer(tuple(axis.split(".")), values[i], ("grid", axis, i), ("grid", axis)))
+            for gi, (group, i) in enumerate(zip(zip_groups, z_idx)):
+                for axis, values in group:
+                    where = ("zip", gi, axis)
+                    layers.append(Layer(tuple(axis.split(".")), values[i], (*where, i), where))
+            layers.append(Layer(("seed",), seed, ("seeds", s_i)))
+            data = copy.deepcopy(base)
+            for layer in layers:
+                set_path(data, layer.path, layer.value)
+            cfg = validate_run(with_defaults(data), layers, spec.source)
+            rid = run_id(cfg)
+            if rid in seen:
+                continue
+            seen.add(rid)
+            factors = {".".join(layer.path): layer.value for layer in layers[:-1]}
+            out.append(PlannedRun(rid, factors, seed, cfg))
+    check_analyses(spec)
+    return out

@@ -1,0 +1,357 @@
+"""Study specs: a base run config, grid and zip axes, seeds, named profiles and analyses.
+
+A study YAML is validated in two steps. Its structure first (`StudySpec`), then every run config it
+expands to (`RunConfig`): each value is set into the run config by a *layer* that remembers where in the
+file it came from, so a problem in an expanded config is reported at the grid value, zip value,
+profile entry or `--set` that caused it (`study.yaml: grid.objective.name[2] = 'clipp': ...`).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+
+from clipshift.analysis.spec import AnalysisSpec
+from clipshift.configio import parse_override, read_mapping, validate
+from clipshift.errors import UserError, format_validation_error
+from clipshift.evaluate.config import EvalConfig
+from clipshift.train.config import TrainConfig
+
+# the top-level keys of a study file; a dotted path starting with any other name is a run-config path
+SPEC_FIELDS = ("name", "base", "grid", "zip", "seeds", "profiles", "profile", "analyses")
+# the default training data when a base names none (TrainConfig's own default, as a mapping to merge into)
+DEFAULT_DATA = {"kind": "world", "n": 20000}
+
+
+class RunConfig(TrainConfig):
+    """One run of a study: everything `clipshift train` takes, plus what the model is evaluated on."""
+
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="evaluation sets and metrics")
+
+    def train_config(self) -> TrainConfig:
+        """The training part: what `train()` writes to config.yaml (without `eval`)."""
+        return TrainConfig.model_validate(self.model_dump(exclude={"eval"}))
+
+
+class StudySpec(BaseModel):
+    """A study file. `base` stays a mapping here: it is validated as a RunConfig once the profile and
+    the axes are set into it (`resolve`, `clipshift.study.plan.plan`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(..., min_length=1, description="the study's name (results store, report)")
+    base: dict[str, Any] = Field(default_factory=dict, description="a RunConfig; defaults fill the rest")
+    grid: dict[str, list[Any]] = Field(
+        default_factory=dict, description="dotted run-config path -> values; runs = cartesian product"
+    )
+    zip: list[dict[str, list[Any]]] = Field(
+        default_factory=list,
+        description="groups of axes that vary together (equal lengths); each group is crossed with the grid",
+    )
+    seeds: list[Annotated[int, Field(ge=0)]] = Field(
+        default_factory=lambda: [0], min_length=1, description="training seeds (sets `seed`)"
+    )
+    profiles: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="named overrides of base (dotted paths and/or nested maps; also `seeds`, `grid.<axis>`)",
+    )
+    profile: str | None = Field(None, description="the default profile (the CLI's --profile overrides)")
+    analyses: list[AnalysisSpec] = Field(default_factory=list, description="analyses the report computes")
+
+    _source: str = PrivateAttr("study")
+    _profile_used: str | None = PrivateAttr(None)
+
+    @property
+    def source(self) -> str:
+        """Where the spec came from (a file name), for error messages."""
+        return self._source
+
+    @property
+    def profile_used(self) -> str | None:
+        """The profile folded into `base` by `resolve` (None: none, or not resolved yet)."""
+        return self._profile_used
+
+    def axes(self) -> list[str]:
+        """Every grid and zip axis, in file order."""
+        return list(self.grid) + [a for group in self.zip for a in group]
+
+    def n_points(self) -> int:
+        """Runs before de-duplication: seeds x grid product x zip lengths."""
+        n = len(self.seeds)
+        for values in self.grid.values():
+            n *= len(values)
+        for group in self.zip:
+            n *= len(next(iter(group.values()))) if group else 1
+        return n
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A value set into a run config, and where the study file says it (for error messages)."""
+
+    path: tuple[str, ...]  # run-config path
+    value: Any
+    where: tuple[str | int, ...]  # location in the study file, e.g. ('grid', 'objective.name', 2)
+    axis: tuple[str | int, ...] | None = None  # the same without the value's index (an unknown axis)
+
+
+# --------------------------------------------------------------------------------------------------
+# loading and resolving
+
+
+def load_study(path: str | Path) -> StudySpec:
+    """Read a study file and check its structure (run configs are checked by `resolve` and `plan`)."""
+    return parse_study(read_mapping(path), str(path))
+
+
+def parse_study(data: dict[str, Any], source: str = "study") -> StudySpec:
+    spec = validate(StudySpec, data, source)
+    spec._source = source
+    _check_structure(spec)
+    return spec
+
+
+def resolve(spec: StudySpec, profile: str | None = None, overrides: Sequence[str] = ()) -> StudySpec:
+    """The spec as it will run: the profile (`profile` or the spec's default) and `--set` overrides folded
+    into it, and its base validated. The result has `profile: None` and `profile_used` set, so resolving
+    it again changes nothing.
+
+    Overrides (`PATH=VALUE`) win over the profile. A PATH that starts with a study key edits the study
+    (`seeds=[0]`, `grid.objective.name=[clip]`, `zip=[]`, `name=x`, `profiles.quick.epochs=1`); any other
+    PATH is a run-config path set into base (`epochs=1`, `data.n=512`; `base.epochs=1` is the same).
+    """
+    data = spec.model_dump(mode="json")
+    source = spec.source
+    parsed = [(text, *parse_override(text)) for text in overrides]
+    early = [p for p in parsed if p[1][0] in ("profile", "profiles")]  # they choose or shape the profile
+    late = [p for p in parsed if p[1][0] not in ("profile", "profiles")]
+    for _, parts, value in early:
+        _set_spec_path(data, parts, value, f"--set {'.'.join(parts)}")
+    if early:
+        data = parse_study(data, source).model_dump(mode="json")
+
+    chosen = profile if profile is not None else data.get("profile")
+    if chosen is not None and chosen not in data["profiles"]:
+        names = ", ".join(data["profiles"]) or "none defined"
+        raise UserError(f"{source}: profile {chosen!r} is not in profiles ({names})")
+
+    base = copy.deepcopy(data["base"])
+    layers: list[Layer] = []
+    if chosen is not None:
+        for key, value in data["profiles"][chosen].items():
+            parts = key.split(".")
+            if parts[0] in ("seeds", "grid", "zip"):
+                _set_spec_path(data, parts, value, f"profiles.{chosen}.{key}")
+            elif parts[0] in SPEC_FIELDS:
+                raise UserError(
+                    f"{source}: profiles.{chosen}.{key}: a profile sets run-config paths, seeds, zip or "
+                    f"grid.<axis>, not {parts[0]}"
+                )
+            else:
+                set_path(base, parts, value)
+                layers.append(Layer(tuple(parts), value, ("profiles", chosen, key)))
+    for _, parts, value in late:
+        key = ".".join(parts)
+        if parts[0] in SPEC_FIELDS and parts[0] != "base":
+            _set_spec_path(data, parts, value, f"--set {key}")
+        else:
+            run_parts = parts[1:] if parts[0] == "base" else parts
+            if not run_parts:
+                raise UserError(f"--set {key}: give a path inside base, e.g. base.epochs=1")
+            set_path(base, run_parts, value)
+            layers.append(Layer(tuple(run_parts), value, (f"--set {key}",)))
+
+    data["base"] = base
+    data["profile"] = None
+    out = parse_study(data, source)
+    validate_run(with_defaults(base), layers, source)
+    out._profile_used = chosen if chosen is not None else spec.profile_used
+    return out
+
+
+def _set_spec_path(data: dict[str, Any], parts: list[str], value: Any, where: str) -> None:
+    """Set a study-level path: grid axes and profile entries are single keys that contain dots."""
+    head = parts[0]
+    if len(parts) == 1:
+        data[head] = value
+    elif head == "grid":
+        data.setdefault("grid", {})[".".join(parts[1:])] = value
+    elif head == "profiles" and len(parts) >= 3:
+        data.setdefault("profiles", {}).setdefault(parts[1], {})[".".join(parts[2:])] = value
+    else:
+        raise UserError(f"{where}: cannot set inside {head}; give the whole value ({head}=...)")
+
+
+def _check_structure(spec: StudySpec) -> None:
+    """What pydantic cannot say about the spec's shape: axis names, equal zip lengths, unique seeds."""
+    where = f"{spec.source}: "
+    seen: set[str] = set()
+
+    def check_axis(loc: str, axis: str, values: list[Any]) -> None:
+        if not axis or any(not p for p in axis.split(".")):
+            raise UserError(f"{where}{loc}: not a dotted run-config path")
+        if axis in ("seed",) or axis.split(".")[0] in SPEC_FIELDS:
+            hint = "list seeds under `seeds`" if axis == "seed" else "axes are run-config paths"
+            raise UserError(f"{where}{loc}: not a run-config path ({hint})")
+        if not values:
+            raise UserError(f"{where}{loc}: give at least one value")
+        if axis in seen:
+            raise UserError(f"{where}{loc}: axis {axis!r} appears twice")
+        seen.add(axis)
+
+    for axis, values in spec.grid.items():
+        check_axis(f"grid.{axis}", axis, values)
+    for i, group in enumerate(spec.zip):
+        if not group:
+            raise UserError(f"{where}zip[{i}]: an empty group")
+        lengths = {a: len(v) for a, v in group.items()}
+        if len(set(lengths.values())) > 1:
+            shown = ", ".join(f"{a}: {n}" for a, n in lengths.items())
+            raise UserError(f"{where}zip[{i}]: axes that vary together need equal lengths ({shown})")
+        for axis, values in group.items():
+            check_axis(f"zip[{i}].{axis}", axis, values)
+    if len(set(spec.seeds)) != len(spec.seeds):
+        raise UserError(f"{where}seeds = {spec.seeds}: a seed appears twice")
+
+
+def check_analyses(spec: StudySpec) -> None:
+    """Analyses compare grid or zip axes; checked after the runs, whose errors come first."""
+    where = f"{spec.source}: "
+    axes = spec.axes()
+    for i, a in enumerate(spec.analyses):
+        if a.compare is not None and a.compare not in axes and a.compare != "seed":
+            raise UserError(
+                f"{where}analyses[{i}].compare = {a.compare!r}: not a grid or zip axis "
+                f"({', '.join(axes) or 'the study has none'})"
+            )
+        for key in a.baseline:
+            if key not in axes:
+                raise UserError(
+                    f"{where}analyses[{i}].baseline.{key}: not a grid or zip axis "
+                    f"({', '.join(axes) or 'the study has none'})"
+                )
+
+
+# --------------------------------------------------------------------------------------------------
+# building run configs
+
+
+def set_path(tree: dict[str, Any], parts: Sequence[str], value: Any) -> None:
+    """Set `value` at a dotted path. A mapping merges into the mapping already there, unless its `kind`
+    differs (another data source replaces the old one instead of inheriting its fields)."""
+    node = tree
+    for part in parts[:-1]:
+        nxt = node.get(part)
+        if not isinstance(nxt, dict):
+            nxt = node[part] = {}
+        node = nxt
+    key = parts[-1]
+    old = node.get(key)
+    if (
+        isinstance(value, dict)
+        and isinstance(old, dict)
+        and value.get("kind", old.get("kind")) == old.get("kind")
+    ):
+        for k, v in value.items():
+            set_path(old, [k], v)
+    else:
+        node[key] = copy.deepcopy(value)
+
+
+def with_defaults(base: dict[str, Any]) -> dict[str, Any]:
+    """A run mapping as `clipshift train` reads it: the world is the default data source."""
+    out = copy.deepcopy(base)
+    data = out.get("data")
+    if data is None:
+        out["data"] = dict(DEFAULT_DATA)
+    elif isinstance(data, dict):
+        data.setdefault("kind", "world")
+    return out
+
+
+def validate_run(data: dict[str, Any], layers: Sequence[Layer], source: str) -> RunConfig:
+    """Validate one expanded run; the first problem is reported where the study file caused it."""
+    try:
+        cfg = RunConfig.model_validate(data)
+    except ValidationError as e:
+        first: dict[str, Any] = dict(e.errors()[0])
+        loc = _clean_loc(tuple(first.get("loc", ())), data)
+        first["loc"] = _study_loc(loc, layers, first.get("type") == "extra_forbidden")
+        raise UserError(format_validation_error(_OneError(first, len(e.errors())), source)) from None
+    _check_eval_sets(cfg, layers, source)
+    return cfg
+
+
+def _check_eval_sets(cfg: RunConfig, layers: Sequence[Layer], source: str) -> None:
+    """Evaluation set names are plain strings to pydantic; a typo must fail now, not after training."""
+    from clipshift.evaluate.datasets import split_spec
+    from clipshift.world.evalsets import parse_split
+
+    for i, name in enumerate(cfg.eval.sets):
+        where = _format_where(_study_loc(("eval", "sets", i), layers, False))
+        try:
+            kind, _ = split_spec(name)
+            if kind is None:
+                parse_split(name)
+                if cfg.data.kind != "world":
+                    raise UserError(
+                        f"world set {name!r} needs world training data (data.kind: {cfg.data.kind})"
+                    )
+        except UserError as e:
+            raise UserError(f"{source}: {where} = {name!r}: {e}") from None
+
+
+def _format_where(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+class _OneError:
+    """A ValidationError look-alike holding one relocated error (format_validation_error reads .errors())."""
+
+    def __init__(self, first: dict[str, Any], total: int):
+        self._errors = [first] + [first] * (total - 1)
+
+    def errors(self) -> list[dict[str, Any]]:
+        return self._errors
+
+
+def _clean_loc(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
+    """Drop the tags pydantic inserts for discriminated unions (`data.world.n` -> `data.n` when
+    data.kind is 'world'), so the location is the path the user writes."""
+    out: list[Any] = []
+    node = data
+    tag_skipped = False
+    for part in loc:
+        if not tag_skipped and isinstance(node, dict) and isinstance(part, str) and node.get("kind") == part:
+            tag_skipped = True  # the union's tag, not a key (once per node: `data.world` may follow it)
+            continue
+        tag_skipped = False
+        out.append(part)
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return tuple(out)
+
+
+def _study_loc(loc: tuple[Any, ...], layers: Sequence[Layer], unknown: bool) -> tuple[Any, ...]:
+    """Map a run-config location to the study file: the last layer that set it or a parent of it."""
+    for layer in reversed(layers):
+        n = len(layer.path)
+        if loc[:n] == layer.path:
+            if unknown and len(loc) == n and layer.axis is not None:
+                return layer.axis  # the axis itself names an unknown field
+            return layer.where + loc[n:]
+        if layer.path[: len(loc)] == loc:  # a problem at a parent of what the layer set
+            return layer.axis if unknown and layer.axis is not None else layer.where
+    return ("base", *loc)
