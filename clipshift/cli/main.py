@@ -27,7 +27,7 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from clipshift.cli import bench, demo, robustness, theory, train, world
+    from clipshift.cli import bench, demo, evaluate, report, robustness, study, theory, train, world
 
     parser = argparse.ArgumentParser(
         prog="clipshift",
@@ -40,7 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     world.register(sub)
     theory.register(sub)
     train.register(sub)
+    evaluate.register(sub)
     robustness.register(sub)
+    study.register(sub)
+    report.register(sub)
     bench.register(sub)
     demo.register(sub)
     return parser

@@ -1,0 +1,55 @@
+"""`clipshift report`: a study directory → one self-contained HTML report with its conclusions."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from clipshift.cli.common import add_command, emit_json, info
+from clipshift.errors import UserError
+
+
+def register(sub: Any) -> None:
+    p = add_command(
+        sub,
+        "report",
+        "write a study's HTML report: conclusions with confidence intervals, tables, plots",
+        "Read STUDY_DIR (written by `clipshift study run`) and write one self-contained HTML file: the "
+        "study spec, every metric by factor combination (mean ± 95 % CI across seeds), and for each "
+        "analysis of the spec its plots and a one-sentence conclusion computed from the data, or a "
+        "statement that the data do not support one. Prints the report's path and the conclusions.",
+        "  clipshift report studies/bg\n"
+        "  clipshift report studies/bg --out bg.html --open\n"
+        "  clipshift report studies/bg --json\n",
+        _report,
+    )
+    p.add_argument(
+        "study_dir", metavar="STUDY_DIR", help="a study directory (study.yaml, results.sqlite, runs/)"
+    )
+    p.add_argument("--out", default=None, help="the HTML file to write (default: STUDY_DIR/report.html)")
+    p.add_argument("--open", action="store_true", help="open the report in the default browser")
+    p.add_argument(
+        "--ci", type=float, default=0.95, help="confidence level of every interval (default: 0.95)"
+    )
+    p.add_argument("--json", action="store_true", help="print the conclusions and estimates as JSON")
+
+
+def _report(args: argparse.Namespace) -> int:
+    from clipshift.report import build_report
+
+    if not 0.5 <= args.ci < 1.0:
+        raise UserError(f"--ci {args.ci}: must be in [0.5, 1)")
+    summary = build_report(args.study_dir, args.out, ci=args.ci)
+    if args.json:
+        emit_json(summary.to_dict())
+    else:
+        print(f"report: {summary.path}")
+        for sentence in summary.headlines:
+            print(f"  - {sentence}")
+    if args.open:
+        import webbrowser
+
+        if not webbrowser.open(Path(summary.path).resolve().as_uri()):
+            info("no browser found to open the report")
+    return 0

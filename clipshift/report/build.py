@@ -1,0 +1,132 @@
+"""`build_report`: a study directory (or StudyData in memory) → one self-contained HTML file."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from clipshift import __version__
+from clipshift.report.data import StudyData, label, load_study
+from clipshift.report.figures import embed, training_curves
+from clipshift.report.findings import Finding, curve_summary, findings
+from clipshift.report.html import Page, render
+from clipshift.report.tables import Table, metric_tables, status_table
+
+
+@dataclass
+class ReportSummary:
+    path: Path
+    study: str
+    n_runs: int
+    status: dict[str, int]
+    headlines: list[str]  # every conclusion sentence, in report order
+    supported: list[bool]  # per headline: did the data support it?
+    findings: list[Finding] = field(default_factory=list, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "study": self.study,
+            "n_runs": self.n_runs,
+            "status": self.status,
+            "headlines": self.headlines,
+            "supported": self.supported,
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+def build_report(
+    study_dir: str | Path, out_path: str | Path | None = None, ci: float = 0.95, n_boot: int = 1000
+) -> ReportSummary:
+    """Write the report of STUDY_DIR to `out_path` (default STUDY_DIR/report.html)."""
+    data = load_study(study_dir)
+    out = Path(out_path) if out_path is not None else Path(study_dir) / "report.html"
+    return write_report(data, out, ci=ci, n_boot=n_boot)
+
+
+def write_report(
+    data: StudyData, out_path: str | Path, ci: float = 0.95, n_boot: int = 1000
+) -> ReportSummary:
+    out = Path(out_path)
+    found = findings(data, ci=ci, n_boot=n_boot)
+    status_line, failed = status_table(data)
+    extra = []
+    if not any(f.kind == "training_curves" for f in found):
+        axes = data.axes()
+        fig = training_curves(data, data.runs, axes[0] if axes else None)
+        if fig is not None:
+            extra.append(embed(fig, "Training loss per run. " + curve_summary(data, data.runs)[0]))
+    page = Page(
+        title=f"clipshift study: {data.name}",
+        meta=_meta(data),
+        findings=found,
+        metric_tables=metric_tables(data, ci),
+        status_line=status_line,
+        status_table=failed,
+        runs_table=_runs_table(data),
+        spec_yaml=_spec_yaml(data),
+        extra_figures=extra,
+        footnote=(
+            f"Intervals are {round(ci * 100)} % intervals across seeds: Student t for means; for differences "
+            "between levels, Welch intervals computed within each combination of the other factors and "
+            "averaged. A conclusion is stated only when its interval excludes 0 (and seeds differ). "
+            "Intervals are per comparison, not corrected for multiple comparisons."
+        ),
+    )
+    text = render(page)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, out)  # a reader never sees half a report
+    return ReportSummary(
+        path=out,
+        study=data.name,
+        n_runs=len(data.runs),
+        status=dict(Counter(r.status for r in data.runs)),
+        headlines=[s for f in found for s in f.conclusions],
+        supported=[ok for f in found for ok in f.supported],
+        findings=found,
+    )
+
+
+def _meta(data: StudyData) -> list[str]:
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [f"Generated {when} by clipshift {__version__}."]
+    if data.study_dir is not None:
+        lines.append(f"Study directory: {data.study_dir.resolve()}")
+    axes = data.axes()
+    seeds = sorted({r.seed for r in data.runs if r.seed is not None})
+    lines.append(
+        f"{len(data.runs)} runs; factors varied: {', '.join(axes) or 'none'}; seeds: "
+        f"{', '.join(str(s) for s in seeds) or 'n/a'}."
+    )
+    return lines
+
+
+def _runs_table(data: StudyData) -> Table:
+    axes = data.axes()
+    rows = []
+    for r in data.runs:
+        rows.append(
+            [
+                r.run_id,
+                *[label(r.factors.get(a)) for a in axes],
+                label(r.seed),
+                r.status,
+                f"{r.wall_s:.0f}" if r.wall_s is not None else "",
+                f"{r.samples_per_s:.0f}" if r.samples_per_s is not None else "",
+            ]
+        )
+    return Table("All runs", ["run", *axes, "seed", "status", "wall (s)", "samples/s"], rows, collapsed=True)
+
+
+def _spec_yaml(data: StudyData) -> str:
+    if data.study_dir is not None and (data.study_dir / "study.yaml").is_file():
+        return (data.study_dir / "study.yaml").read_text(errors="replace")
+    return yaml.safe_dump(data.spec, sort_keys=False, allow_unicode=True)

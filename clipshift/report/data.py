@@ -1,0 +1,260 @@
+"""A study directory read once into plain Python: spec, runs, tidy result rows, training curves.
+
+Everything downstream (tables, findings, HTML) works on `StudyData`, so it can also be built in memory
+(tests, notebooks) without a results store.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from clipshift.errors import UserError
+
+SEED = "seed"
+
+
+@dataclass(frozen=True)
+class Run:
+    run_id: str
+    factors: dict[str, Any]
+    seed: int | None
+    status: str
+    reason: str | None = None
+    run_dir: Path | None = None
+    wall_s: float | None = None
+    samples_per_s: float | None = None
+
+
+@dataclass
+class StudyData:
+    """What a report is made of. `rows` are the store's tidy rows (accuracies as fractions 0–1)."""
+
+    name: str
+    spec: dict[str, Any]
+    runs: list[Run]
+    rows: list[dict[str, Any]]
+    study_dir: Path | None = None
+    _curves: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
+
+    # -- runs and factors ---------------------------------------------------------------------------
+    @property
+    def done_runs(self) -> list[Run]:
+        with_results = {r["run_id"] for r in self.rows}
+        return [r for r in self.runs if r.run_id in with_results]
+
+    def run(self, run_id: str) -> Run:
+        for r in self.runs:
+            if r.run_id == run_id:
+                return r
+        raise KeyError(run_id)
+
+    def axes(self) -> list[str]:
+        """The factors that vary across runs, in the spec's grid order (then alphabetical)."""
+        values: dict[str, set[str]] = defaultdict(set)
+        for r in self.runs:
+            for k, v in r.factors.items():
+                values[k].add(value_key(v))
+        varying = [k for k, vs in values.items() if len(vs) > 1 and k != SEED]
+        order = _spec_axis_order(self.spec)
+        return sorted(varying, key=lambda k: (order.index(k) if k in order else len(order), k))
+
+    def levels(self, axis: str, runs: Iterable[Run] | None = None) -> list[Any]:
+        """The values `axis` takes, in the spec's order where it lists them."""
+        seen: dict[str, Any] = {}
+        for r in self.runs if runs is None else runs:
+            if axis in r.factors:
+                seen.setdefault(value_key(r.factors[axis]), r.factors[axis])
+        listed = [value_key(v) for v in _spec_axis_values(self.spec, axis)]
+        keys = sorted(seen, key=lambda k: (listed.index(k) if k in listed else len(listed), k))
+        return [seen[k] for k in keys]
+
+    def eval_sets(self) -> list[str]:
+        """Evaluation sets with scalar metrics, `iid` first, the training set's statistics excluded."""
+        sets = {r["eval_set"] for r in self.rows if r["class_id"] < 0 and r["eval_set"] != "train"}
+        return sorted(sets, key=lambda s: (s != "iid", s))
+
+    def metrics(self) -> list[str]:
+        """Scalar metrics present, headline ones first."""
+        names = {r["metric"] for r in self.rows if r["class_id"] < 0}
+        first = ["acc1", "acc5", "mean_per_class_recall", "worst_group_acc"]
+        return [m for m in first if m in names] + sorted(names - set(first))
+
+    # -- values -------------------------------------------------------------------------------------
+    def scalar(self, eval_set: str, metric: str) -> dict[str, float]:
+        """run_id -> value of a scalar metric on one evaluation set."""
+        return {
+            r["run_id"]: float(r["value"])
+            for r in self.rows
+            if r["class_id"] < 0 and r["eval_set"] == eval_set and r["metric"] == metric
+        }
+
+    def per_class(self, eval_set: str, metric: str) -> dict[str, dict[int, float]]:
+        """run_id -> {class_id: value} of a per-class metric."""
+        out: dict[str, dict[int, float]] = defaultdict(dict)
+        for r in self.rows:
+            if r["class_id"] >= 0 and r["eval_set"] == eval_set and r["metric"] == metric:
+                out[r["run_id"]][int(r["class_id"])] = float(r["value"])
+        return dict(out)
+
+    def curve(self, run: Run) -> list[dict[str, Any]]:
+        """The run's metrics.jsonl records (empty when it has none); unreadable lines are skipped."""
+        if run.run_id not in self._curves:
+            self._curves[run.run_id] = _read_jsonl(run.run_dir / "metrics.jsonl") if run.run_dir else []
+        return self._curves[run.run_id]
+
+
+def matches(factors: dict[str, Any], selector: dict[str, Any]) -> bool:
+    """Does a run's factor dict satisfy a filter such as {'objective.name': 'supervised'}?
+
+    Values also compare as text (`0.9` matches '0.9'); a list means any of its values.
+    """
+    for k, want in selector.items():
+        if k not in factors:
+            return False
+        wanted = want if isinstance(want, (list, tuple, set)) else [want]  # a list means any of
+        if not any(_same(factors[k], w) for w in wanted):
+            return False
+    return True
+
+
+def _same(a: Any, b: Any) -> bool:
+    return bool(a == b) or str(a) == str(b)
+
+
+def label(value: Any) -> str:
+    """A factor value as shown in the report."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    if value is None:
+        return "none"
+    return str(value)
+
+
+def combo_label(factors: dict[str, Any], axes: list[str]) -> str:
+    return ", ".join(f"{a}={label(factors.get(a))}" for a in axes) or "all runs"
+
+
+def value_key(v: Any) -> str:
+    return json.dumps(v, sort_keys=True, default=str)
+
+
+def _spec_axis_order(spec: dict[str, Any]) -> list[str]:
+    order = list((spec.get("grid") or {}).keys())
+    for group in _zip_groups(spec):
+        order += [k for k in group if k not in order]
+    return order
+
+
+def _spec_axis_values(spec: dict[str, Any], axis: str) -> list[Any]:
+    grid = spec.get("grid") or {}
+    if axis in grid and isinstance(grid[axis], list):
+        return list(grid[axis])
+    for group in _zip_groups(spec):
+        if axis in group and isinstance(group[axis], list):
+            return list(group[axis])
+    return []
+
+
+def _zip_groups(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """`zip:` as a list of {axis: values} groups (a single mapping is one group)."""
+    z = spec.get("zip") or []
+    groups = [z] if isinstance(z, dict) else list(z)
+    return [g for g in groups if isinstance(g, dict)]
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a run killed mid-write leaves a partial last line
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out
+
+
+# -- reading a study directory ----------------------------------------------------------------------
+def load_study(study_dir: str | Path) -> StudyData:
+    """Read STUDY_DIR (study.yaml + results.sqlite + runs/); UserError if it is not a study or is empty."""
+    d = Path(study_dir)
+    if not d.is_dir():
+        raise UserError(f"{d}: no such study directory")
+    db = d / "results.sqlite"
+    if not db.is_file():
+        raise UserError(f"{d}: not a study directory (no results.sqlite; run `clipshift study run` first)")
+    from clipshift.study.store import ResultsStore
+
+    try:
+        with ResultsStore(db) as store:
+            spec = store.get_meta("spec") or _read_yaml(d / "study.yaml")
+            name = store.get_meta("name") or spec.get("name") or d.name
+            run_rows = store.runs()
+            rows = store.results()
+    except sqlite3.Error as e:
+        raise UserError(f"{db}: cannot read the results store ({e})") from None
+    if not run_rows and not rows:
+        raise UserError(f"{d}: the results store is empty (no runs recorded yet)")
+    runs = [_run(d, r) for r in run_rows]
+    known = {r.run_id for r in runs}
+    # results of runs the runs table lacks (e.g. imported rows) still belong in the report
+    for row in rows:
+        if row["run_id"] not in known:
+            known.add(row["run_id"])
+            runs.append(Run(row["run_id"], dict(row.get("factors") or {}), row.get("seed"), "done"))
+    clean = [_row(r) for r in rows]
+    return StudyData(name=str(name), spec=dict(spec or {}), runs=runs, rows=clean, study_dir=d)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise UserError(f"{path}: not valid YAML ({e.__class__.__name__})") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _run(study_dir: Path, r: dict[str, Any]) -> Run:
+    run_dir = r.get("run_dir")
+    path: Path | None = None
+    for cand in (Path(run_dir) if run_dir else None, study_dir / "runs" / str(r["run_id"])):
+        if cand is not None:
+            cand = cand if cand.is_absolute() else study_dir / cand
+            if cand.is_dir():
+                path = cand
+                break
+    return Run(
+        run_id=str(r["run_id"]),
+        factors=dict(r.get("factors") or {}),
+        seed=r.get("seed"),
+        status=str(r.get("status") or "unknown"),
+        reason=r.get("reason"),
+        run_dir=path,
+        wall_s=r.get("wall_s"),
+        samples_per_s=r.get("samples_per_s"),
+    )
+
+
+def _row(r: dict[str, Any]) -> dict[str, Any]:
+    cid = r.get("class_id")
+    return {
+        "run_id": str(r["run_id"]),
+        "factors": dict(r.get("factors") or {}),
+        "seed": r.get("seed"),
+        "eval_set": str(r["eval_set"]),
+        "metric": str(r["metric"]),
+        "class_id": -1 if cid is None else int(cid),
+        "value": float(r["value"]) if r["value"] is not None else float("nan"),
+    }

@@ -1,0 +1,125 @@
+"""Tables of the report: every scalar metric by factor combination (mean ± CI across seeds), run status."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from clipshift.report.data import StudyData, label, value_key
+from clipshift.report.estimates import mean_estimate, plus_minus
+
+HEADLINE_METRICS = ("acc1", "acc5", "mean_per_class_recall", "worst_group_acc")
+SKIP_METRICS = ("n",)  # the evaluation set's size, not a result
+
+
+@dataclass
+class Table:
+    title: str
+    columns: list[str]
+    rows: list[list[str]]
+    note: str | None = None
+    collapsed: bool = False  # rendered inside a closed <details>
+    numeric_from: int = 0  # columns from this index on are right-aligned numbers
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"title": self.title, "columns": self.columns, "rows": self.rows, "note": self.note}
+
+
+def is_fraction(metric: str) -> bool:
+    """Accuracy-like metrics are stored as fractions and shown in percent."""
+    return (
+        metric.startswith(("acc", "group_acc/", "worst_group_acc", "class_acc"))
+        or metric == "mean_per_class_recall"
+        or metric.endswith("_acc")
+    )
+
+
+def scale(metric: str) -> float:
+    return 100.0 if is_fraction(metric) else 1.0
+
+
+def unit(metric: str) -> str:
+    return " %" if is_fraction(metric) else ""
+
+
+def metric_tables(data: StudyData, ci: float = 0.95) -> list[Table]:
+    """One table per scalar metric: rows = factor combinations, columns = evaluation sets.
+
+    Cells are the mean across seeds ± half the CI; `n` is the number of runs (seeds) behind the row.
+    """
+    axes = data.axes()
+    sets = data.eval_sets()
+    by_run = {r.run_id: r for r in data.runs}
+    combos: dict[str, dict[str, Any]] = {}
+    for r in data.done_runs:
+        combos.setdefault(_combo_key(r.factors, axes), {a: r.factors.get(a) for a in axes})
+    order = sorted(combos, key=lambda k: _sort_key(data, combos[k], axes))
+    per_run: dict[tuple[str, str, str], dict[str, float]] = defaultdict(dict)  # one value per run
+    for row in data.rows:
+        if row["class_id"] >= 0 or row["run_id"] not in by_run:
+            continue
+        ck = _combo_key(by_run[row["run_id"]].factors, axes)
+        per_run[(row["metric"], ck, row["eval_set"])][row["run_id"]] = row["value"]
+    cells = {k: list(v.values()) for k, v in per_run.items()}
+    tables = []
+    for metric in data.metrics():
+        if metric in SKIP_METRICS:
+            continue
+        present = [s for s in sets if any((metric, ck, s) in cells for ck in order)]
+        if not present:
+            continue
+        s = scale(metric)
+        digits = 1 if is_fraction(metric) else 3
+        rows = []
+        for ck in order:
+            if not any((metric, ck, es) in cells for es in present):
+                continue
+            n = max(len(cells.get((metric, ck, es), [])) for es in present)
+            cols = [label(combos[ck][a]) for a in axes]
+            for es in present:
+                vals = [v * s for v in cells.get((metric, ck, es), [])]
+                cols.append(plus_minus(mean_estimate(vals, ci), digits) if vals else "–")
+            rows.append([*cols[: len(axes)], str(n), *cols[len(axes) :]])
+        u = " (%)" if is_fraction(metric) else ""
+        tables.append(
+            Table(
+                title=f"{metric}{u}",
+                columns=[*axes, "n", *present],
+                rows=rows,
+                collapsed=metric not in HEADLINE_METRICS,
+                numeric_from=len(axes),
+            )
+        )
+    return tables
+
+
+def status_table(data: StudyData) -> tuple[str, Table | None]:
+    """A one-line count of runs by status, and a table of the runs that did not finish (with reasons)."""
+    counts = Counter(r.status for r in data.runs)
+    summary = ", ".join(
+        f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: (kv[0] != "done", kv[0]))
+    )
+    bad = [r for r in data.runs if r.status != "done"]
+    if not bad:
+        return f"{len(data.runs)} runs: {summary}.", None
+    axes = data.axes()
+    rows = [
+        [r.run_id, *[label(r.factors.get(a)) for a in axes], label(r.seed), r.status, r.reason or ""]
+        for r in bad
+    ]
+    table = Table("Runs that did not finish", ["run", *axes, "seed", "status", "reason"], rows)
+    return f"{len(data.runs)} runs: {summary}.", table
+
+
+def _combo_key(factors: dict[str, Any], axes: list[str]) -> str:
+    return "|".join(value_key(factors.get(a)) for a in axes)
+
+
+def _sort_key(data: StudyData, combo: dict[str, Any], axes: list[str]) -> tuple[int, ...]:
+    out = []
+    for a in axes:
+        levels = [value_key(v) for v in data.levels(a)]
+        k = value_key(combo[a])
+        out.append(levels.index(k) if k in levels else len(levels))
+    return tuple(out)
