@@ -304,3 +304,28 @@ def test_analyses_without_a_compare_factor(tmp_path):
         if re.match(r"The other runs lie \d\.\d points .* above the line fitted through", c)
     ]
     assert len(er_.conclusions) == 1 and "no factor compared" in metrics.conclusions[0]
+
+
+def test_theory_sweep_is_reported_beside_the_runs(tmp_path):
+    study = make_study(tmp_path, failed=False)
+    with ResultsStore(study / "results.sqlite") as store:
+        spec = store.get_meta("spec")
+        # a tiny simulator setting: the supervised learner's shifted accuracy falls as the spurious
+        # correlation strengthens, which the sentence must state with a CI across the seeds
+        spec["analyses"] = [
+            {
+                "kind": "theory",
+                "theory": {"n_train": 600, "n_test": 400, "steps": 60, "learners": ["supervised"]},
+                "sweep": {"p_spurious": [0.5, 0.99]},
+                "seeds": [0, 1, 2],
+            }
+        ]
+        store.set_meta("spec", spec)
+    s = build_report(study, tmp_path / "r.html", n_boot=100)
+    (theory,) = s.findings
+    assert theory.kind == "theory" and len(theory.conclusions) == 1
+    assert theory.conclusions[0].startswith("Simulator, supervised: raising p_spurious from 0.5 to 0.99")
+    assert theory.supported == [True] and "points (95 % CI" in theory.conclusions[0]
+    assert "by −" in theory.conclusions[0]  # shifted accuracy falls
+    assert theory.tables[0].rows and theory.figures
+    assert "Latent simulator" in (tmp_path / "r.html").read_text()

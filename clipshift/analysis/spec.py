@@ -6,7 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-AnalysisKind = Literal["effective_robustness", "spurious_drop", "long_tail", "training_curves", "metrics"]
+AnalysisKind = Literal[
+    "effective_robustness", "spurious_drop", "long_tail", "training_curves", "metrics", "theory"
+]
 
 
 class AnalysisSpec(BaseModel):
@@ -32,3 +34,13 @@ class AnalysisSpec(BaseModel):
     counter: str = "counter"
     # long_tail
     eval_set: str = Field("iid", description="the evaluation set whose per-class accuracy is analysed")
+    # theory: the latent simulator's sweep of the same knobs, shown beside the trained runs
+    theory: dict[str, Any] = Field(
+        default_factory=dict, description="TheorySpec fields of the simulator's base setting"
+    )
+    sweep: dict[str, list[Any]] = Field(
+        default_factory=dict, description="TheorySpec field -> values; the first axis is the one concluded on"
+    )
+    seeds: list[int] = Field(
+        default_factory=lambda: [0, 1, 2], description="simulator seeds (CIs across them)"
+    )

@@ -43,6 +43,7 @@ DEFAULT_TITLES = {
     "long_tail": "Long tail: accuracy vs class frequency",
     "training_curves": "Training curves",
     "metrics": "Metrics",
+    "theory": "Latent simulator",
 }
 
 
@@ -829,12 +830,26 @@ def _metrics(ctx: _Context) -> None:
         )
 
 
+# -- the latent simulator's sweep ---------------------------------------------------------------------
+def _theory(ctx: _Context) -> None:
+    from clipshift.report.theory import theory_finding
+
+    f = ctx.finding
+    conclusions, details, table, figure = theory_finding(ctx.spec, ctx.ci)
+    for sentence, supported in conclusions:
+        f.conclude(sentence, supported)
+    f.details.extend(details)
+    f.tables.append(table)
+    f.figures.append(figure)
+
+
 _KINDS: dict[str, Callable[[_Context], None]] = {
     "effective_robustness": _effective_robustness,
     "spurious_drop": _spurious_drop,
     "long_tail": _long_tail,
     "training_curves": _training_curves,
     "metrics": _metrics,
+    "theory": _theory,
 }
 
 

@@ -58,7 +58,8 @@ class StudySpec(BaseModel):
     )
     profiles: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
-        description="named overrides of base (dotted paths and/or nested maps; also `seeds`, `grid.<axis>`)",
+        description="named overrides of base (dotted paths and/or nested maps; also `seeds`, "
+        "`grid(.<axis>)`, `zip`, `analyses`)",
     )
     profile: str | None = Field(None, description="the default profile (the CLI's --profile overrides)")
     analyses: list[AnalysisSpec] = Field(default_factory=list, description="analyses the report computes")
@@ -145,12 +146,12 @@ def resolve(spec: StudySpec, profile: str | None = None, overrides: Sequence[str
     if chosen is not None:
         for key, value in data["profiles"][chosen].items():
             parts = key.split(".")
-            if parts[0] in ("seeds", "grid", "zip"):
+            if parts[0] in ("seeds", "grid", "zip", "analyses"):  # e.g. real data has other axes
                 _set_spec_path(data, parts, value, f"profiles.{chosen}.{key}")
             elif parts[0] in SPEC_FIELDS:
                 raise UserError(
-                    f"{source}: profiles.{chosen}.{key}: a profile sets run-config paths, seeds, zip or "
-                    f"grid.<axis>, not {parts[0]}"
+                    f"{source}: profiles.{chosen}.{key}: a profile sets run-config paths, seeds, zip, "
+                    f"grid(.<axis>) or analyses, not {parts[0]}"
                 )
             else:
                 set_path(base, parts, value)
