@@ -166,6 +166,10 @@ def test_profiles_and_overrides():
             {"grid": {"eval.sets": [["iid"], ["iid", "cuonter"]]}},
             "grid.eval.sets[1][1] = 'cuonter': unknown split",
         ),
+        (
+            {"grid": {"eval.sets": [["iid", "counter", "iid"]]}},
+            "evaluation set 'iid' is listed twice",
+        ),
     ],
 )
 def test_validation_errors_name_the_place_in_the_study_file(change, expected):

@@ -15,6 +15,7 @@ def register(sub: Any) -> None:
         help="benchmarks: print `name: value` lines (see BENCHMARKS.md)",
         description="Benchmarks measured on this machine; figures go into BENCHMARKS.md with the command.",
         examples="  clipshift bench world\n  clipshift bench train\n  clipshift bench eval\n"
+        "  clipshift bench demo\n"
         "  clipshift bench world --json\n",
     )
     p = add_command(
@@ -32,6 +33,7 @@ def register(sub: Any) -> None:
     add_spec_args(p)
     _register_train(g)
     _register_eval(g)
+    _register_demo(g)
     p.add_argument("--n", type=int, default=50000, help="images per timed pass (default: %(default)s)")
     p.add_argument("--repeats", type=int, default=3, help="timed passes (default: %(default)s)")
     p.add_argument("--memory-n", type=int, default=100_000, help="size of the in-memory split measured")
@@ -127,6 +129,30 @@ def _eval(args: argparse.Namespace) -> int:
         with_clip_benchmark=not args.no_clip_benchmark,
     )
     print_figures(figures, args.json)
+    return 0
+
+
+def _register_demo(g: Any) -> None:
+    p = add_command(
+        g,
+        "demo",
+        "wall time of `clipshift demo` from scratch (target: 5 minutes on 2 CPU cores)",
+        "Run the whole `clipshift demo` command in a new temporary directory (no runs reused: every model "
+        "is trained, evaluated and reported) and print the median wall time, start-up included.",
+        "  clipshift bench demo\n  clipshift bench demo --repeats 3 --json\n",
+        _demo,
+    )
+    p.add_argument("--repeats", type=int, default=1, help="timed runs (default: %(default)s)")
+    p.add_argument("--json", action="store_true")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from clipshift.bench.demo import bench_demo
+    from clipshift.errors import UserError
+
+    if args.repeats < 1:
+        raise UserError(f"--repeats must be ≥ 1, got {args.repeats}")
+    print_figures(bench_demo(args.repeats), args.json)
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class EvalConfig(BaseModel):
@@ -45,3 +45,13 @@ class EvalConfig(BaseModel):
     cache_dir: Path | None = Field(
         None, description="decoded-image cache for non-world sets (default: ~/.cache)"
     )
+
+    @field_validator("sets")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for name in v:
+            if name in seen:  # results are keyed by set name: a repeat would collide in the store
+                raise ValueError(f"evaluation set {name!r} is listed twice")
+            seen.add(name)
+        return v

@@ -1,0 +1,88 @@
+"""The four shipped studies: every profile plans, and each `full` profile runs through the real loaders
+on world data exported in the real layouts (ImageNet-Captions JSON + image folders, CounterAnimal), with
+the ImageNet-family evaluation folders stood in for by an ImageFolder export of the same world."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from clipshift.report import build_report
+from clipshift.study.planner import plan
+from clipshift.study.runner import run_study
+from clipshift.study.spec import load_study, resolve
+from clipshift.study.store import ResultsStore
+from clipshift.world import World
+from clipshift.world.export import export_split
+from clipshift.world.spec import WorldSpec
+
+STUDIES = sorted((Path(__file__).resolve().parent.parent / "studies").glob("*.yaml"))
+PAPERS = {"data-diversity", "spurious-backgrounds", "rich-captions", "long-tail"}
+
+
+def test_one_study_per_paper():
+    assert {p.stem for p in STUDIES} == PAPERS
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
+def test_every_profile_plans(path):
+    spec = load_study(path)
+    assert {"quick", "full"} <= set(spec.profiles) and spec.profile == "quick" and len(spec.seeds) >= 3
+    for profile in spec.profiles:
+        runs = plan(spec, profile=profile)
+        assert runs and len({r.run_id for r in runs}) == len(runs)
+
+
+@pytest.fixture(scope="module")
+def layouts(tmp_path_factory):
+    root = tmp_path_factory.mktemp("real-layouts")
+    world = World(WorldSpec.model_validate({"concepts": {"n_classes": 4}, "captions": {"detail_prob": 0.3}}))
+    for split, n, fmt in [
+        ("train", 192, "imagenet-captions"),
+        ("iid", 48, "counteranimal"),
+        ("iid", 48, "imagefolder"),
+    ]:
+        export_split(world, split, n, fmt, root / fmt, overwrite=True, progress=False)
+    return root
+
+
+def _localise(text: str, root: Path) -> str:
+    """The study file with its /data paths pointing at the world exports."""
+    ic = root / "imagenet-captions"
+    text = text.replace("/data/imagenet-captions/imagenet_captions.json", str(ic / "imagenet_captions.json"))
+    text = text.replace("/data/imagenet-captions/wnid_names.tsv", str(ic / "wnids.txt"))
+    text = text.replace("/data/imagenet/train", str(ic / "images"))
+    text = text.replace("counteranimal:/data/counteranimal", f"counteranimal:{root / 'counteranimal'}")
+
+    def stand_in(m: re.Match[str]) -> str:  # one folder name per set: results are keyed by set name
+        link = root / f"imagefolder-{m.group(1)}"
+        if not link.exists():
+            link.symlink_to(root / "imagefolder", target_is_directory=True)
+        return f'"imagefolder:{link}"'
+
+    return re.sub(r'"?([a-z0-9-]+):/data/[^"\s\],]+"?', stand_in, text)
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
+def test_full_profile_runs_on_world_data_in_real_layouts(path, layouts, tmp_path):
+    local = tmp_path / path.name
+    local.write_text(_localise(path.read_text(), layouts))
+    assert "/data/" not in local.read_text()
+    spec = resolve(load_study(local), profile="full")
+    # one run of the grid, tiny and on the CPU: the first value of every axis
+    first = [
+        f"grid.{axis}={yaml.safe_dump(values[:1], default_flow_style=True).strip()}"
+        for axis, values in spec.grid.items()
+    ]
+    small = ["seeds=[0]", "model.name=clipshift-rn-tiny", "model.tokenizer=vocab", "epochs=1", "device=cpu",
+             "optim.batch_size=32", "threads=1", "eval.templates=world"]  # fmt: skip
+    out = tmp_path / "study"
+    summary = run_study(local, out, profile="full", overrides=[*first, *small], progress=False)
+    assert summary.ok and summary.done == 1, summary.line()
+    with ResultsStore(out / "results.sqlite") as store:
+        sets = {r["eval_set"] for r in store.results() if r["metric"] == "acc1"}
+    assert sets == set(spec.base["eval"]["sets"]) - {"train"}
+    assert build_report(out, tmp_path / "report.html").headlines
