@@ -329,3 +329,18 @@ def test_theory_sweep_is_reported_beside_the_runs(tmp_path):
     assert "by −" in theory.conclusions[0]  # shifted accuracy falls
     assert theory.tables[0].rows and theory.figures
     assert "Latent simulator" in (tmp_path / "r.html").read_text()
+
+
+def test_a_difference_against_the_reference_quotes_the_interval_of_the_stated_direction(tmp_path):
+    # the reference level (clip, first in the grid) has the larger drop: the sentence names clip first
+    # and must quote a positive interval for clip − supervised, not the negative one of the reverse
+    study = make_study(tmp_path, drop={"clip": 40.0, "supervised": 20.0}, failed=False)
+    s = build_report(study, tmp_path / "r.html", n_boot=100)
+    text = "\n".join(s.headlines)
+    m = re.search(
+        r"Clip's common−counter drop exceeds supervised's by (\d+\.\d) points \(95 % CI ([\d.]+)–([\d.]+)",
+        text,
+    )
+    assert m, text
+    value, lo, hi = (float(g) for g in m.groups())
+    assert 0 < lo <= value <= hi and lo < 20.0 < hi

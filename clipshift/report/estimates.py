@@ -124,6 +124,14 @@ def ci_text(est: Estimate, digits: int = 1) -> str:
     return f"{round(est.ci * 100):d} % CI {interval(est.lo, est.hi, digits)}"
 
 
+def magnitude(est: Estimate) -> Estimate:
+    """The estimate of |value|: a sentence that says "A exceeds B by 7.0" (B − A = −7.0) must quote the
+    interval of A − B, i.e. the bounds negated and swapped."""
+    if est.value >= 0:
+        return est
+    return Estimate(-est.value, -est.hi, -est.lo, est.n, est.ci)
+
+
 def with_ci(est: Estimate, digits: int = 1, unit: str = "") -> str:
     """'71.2 % (95 % CI 69.0–73.4)'."""
     return f"{num(est.value, digits)}{unit} ({ci_text(est, digits)})"

@@ -27,6 +27,7 @@ from clipshift.report.data import Run, StudyData, combo_label, label, matches, v
 from clipshift.report.estimates import (
     Estimate,
     ci_text,
+    magnitude,
     mean_estimate,
     num,
     plus_minus,
@@ -316,14 +317,14 @@ def _effective_robustness(ctx: _Context) -> None:
             side = "above" if d.value > 0 else "below"
             if ref_is_line and d.supports:
                 sentence = (
-                    f"{_cap(comp.name)} runs lie {num(abs(d.value))} points ({ci_text(d)}) {side} {line_of} "
+                    f"{_cap(comp.name)} runs lie {num(abs(d.value))} points ({ci_text(magnitude(d))}) {side} {line_of} "
                     f"on {y}."
                 )
             elif d.supports:
                 verb = "exceeds" if d.value > 0 else "falls short of"
                 sentence = (
                     f"On {y}, the effective robustness of {comp.name} runs {verb} that of {comp.ref_name} "
-                    f"runs by {num(abs(d.value))} points ({ci_text(d)}), measured from {line_of}."
+                    f"runs by {num(abs(d.value))} points ({ci_text(magnitude(d))}), measured from {line_of}."
                 )
             elif ref_is_line:
                 sentence = (
@@ -438,7 +439,7 @@ def _spurious_drop(ctx: _Context) -> None:
         if est.supports:
             verb = "falls" if est.value > 0 else "rises"
             f.conclude(
-                f"{a.metric} {verb} by {num(abs(est.value))} {pts} ({ci_text(est)}) from {a.common} to "
+                f"{a.metric} {verb} by {num(abs(est.value))} {pts} ({ci_text(magnitude(est))}) from {a.common} to "
                 f"{a.counter}.",
                 True,
             )
@@ -457,7 +458,7 @@ def _spurious_drop(ctx: _Context) -> None:
                 (comp.level_mean, comp.ref_mean) if d.value > 0 else (comp.ref_mean, comp.level_mean)
             )
             f.conclude(
-                f"{_cap(big)}'s {what} exceeds {small}'s by {num(abs(d.value))} {pts} ({ci_text(d)}; drops "
+                f"{_cap(big)}'s {what} exceeds {small}'s by {num(abs(d.value))} {pts} ({ci_text(magnitude(d))}; drops "
                 f"{num(big_m.value)} vs {num(small_m.value)}).",
                 True,
             )
