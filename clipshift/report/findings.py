@@ -112,14 +112,20 @@ class Comparison:
     ref_mean: Estimate
     diff: Estimate
     strata: int
+    axis: str | None = None  # the compared factor, to name numeric levels ("rho=0.9", not "0.9")
+
+    def _named(self, value: Any) -> str:
+        if self.axis is None or isinstance(value, str):
+            return label(value)
+        return f"{self.axis.rsplit('.', 1)[-1]}={label(value)}"
 
     @property
     def name(self) -> str:
-        return label(self.level)
+        return self._named(self.level)
 
     @property
     def ref_name(self) -> str:
-        return label(self.ref)
+        return self._named(self.ref)
 
 
 @dataclass
@@ -191,6 +197,7 @@ class _Context:
 
         By default the levels are those of the compare factor; `level_of`/`levels`/`ref` group the runs
         otherwise, and `strata_axes` must then leave out the factors that define those groups."""
+        axis = self.compare if level_of is None else None
         level_of = level_of or self.level_of
         runs = [r for r in self.runs if r.run_id in values and math.isfinite(values[r.run_id])]
         if levels is None:
@@ -215,7 +222,9 @@ class _Context:
                 if c[value_key(lv)] and c[value_key(ref)]
             ]
             diff = stratified_difference(pairs, self.ci)
-            comps.append(Comparison(lv, ref, means[value_key(lv)], means[value_key(ref)], diff, len(pairs)))
+            comps.append(
+                Comparison(lv, ref, means[value_key(lv)], means[value_key(ref)], diff, len(pairs), axis)
+            )
         return means, comps
 
     def record(self, what: str, comp: Comparison, **extra: Any) -> None:
@@ -317,8 +326,8 @@ def _effective_robustness(ctx: _Context) -> None:
             side = "above" if d.value > 0 else "below"
             if ref_is_line and d.supports:
                 sentence = (
-                    f"{_cap(comp.name)} runs lie {num(abs(d.value))} points ({ci_text(magnitude(d))}) {side} {line_of} "
-                    f"on {y}."
+                    f"{_cap(comp.name)} runs lie {num(abs(d.value))} points ({ci_text(magnitude(d))}) {side} "
+                    f"{line_of} on {y}."
                 )
             elif d.supports:
                 verb = "exceeds" if d.value > 0 else "falls short of"
@@ -439,8 +448,8 @@ def _spurious_drop(ctx: _Context) -> None:
         if est.supports:
             verb = "falls" if est.value > 0 else "rises"
             f.conclude(
-                f"{a.metric} {verb} by {num(abs(est.value))} {pts} ({ci_text(magnitude(est))}) from {a.common} to "
-                f"{a.counter}.",
+                f"{a.metric} {verb} by {num(abs(est.value))} {pts} ({ci_text(magnitude(est))}) from "
+                f"{a.common} to {a.counter}.",
                 True,
             )
         else:
@@ -458,8 +467,8 @@ def _spurious_drop(ctx: _Context) -> None:
                 (comp.level_mean, comp.ref_mean) if d.value > 0 else (comp.ref_mean, comp.level_mean)
             )
             f.conclude(
-                f"{_cap(big)}'s {what} exceeds {small}'s by {num(abs(d.value))} {pts} ({ci_text(magnitude(d))}; drops "
-                f"{num(big_m.value)} vs {num(small_m.value)}).",
+                f"{_cap(big)}'s {what} exceeds {small}'s by {num(abs(d.value))} {pts} "
+                f"({ci_text(magnitude(d))}; drops {num(big_m.value)} vs {num(small_m.value)}).",
                 True,
             )
         else:
