@@ -344,3 +344,25 @@ def test_a_difference_against_the_reference_quotes_the_interval_of_the_stated_di
     assert m, text
     value, lo, hi = (float(g) for g in m.groups())
     assert 0 < lo <= value <= hi and lo < 20.0 < hi
+
+
+def test_where_narrows_the_runs_an_analysis_compares(tmp_path):
+    study = make_study(tmp_path, failed=False)
+    with ResultsStore(study / "results.sqlite") as store:
+        spec = store.get_meta("spec")
+        spec["analyses"] = [
+            {"kind": "spurious_drop", "where": {OBJ: "clip"}},  # clip alone: a 20-point drop
+            {
+                "kind": "effective_robustness",
+                "y": ["sketch"],
+                "baseline": {OBJ: "supervised"},
+                "where": {OBJ: "clip"},
+                "compare": SIZE,
+            },
+        ]
+        store.set_meta("spec", spec)
+    drop, er_ = build_report(study, tmp_path / "r.html", n_boot=100).findings
+    assert re.match(r"acc1 falls by (19|20|21)\.\d points", drop.conclusions[0]), drop.conclusions
+    # the line is still fitted through the supervised runs although only clip runs are compared
+    assert er_.numbers and all("line" not in c or "supervised" in c for c in er_.conclusions)
+    assert f"Runs analysed: those with {OBJ}=clip." in drop.details

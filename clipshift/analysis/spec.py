@@ -17,6 +17,11 @@ class AnalysisSpec(BaseModel):
     kind: AnalysisKind
     title: str | None = Field(None, description="heading in the report (default: from kind)")
     metric: str = Field("acc1", description="the metric analysed")
+    where: dict[str, Any] = Field(
+        default_factory=dict,
+        description="factor filter: analyse only the runs matching it, e.g. {'objective.name': 'clip'} "
+        "(a list value means any of)",
+    )
     compare: str | None = Field(
         None, description="the factor (a grid axis, e.g. 'objective.name') whose levels are compared"
     )

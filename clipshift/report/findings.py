@@ -92,6 +92,8 @@ def findings(data: StudyData, ci: float = 0.95, n_boot: int = 1000) -> list[Find
     out = []
     for a in analyses_of(data.spec):
         f = Finding(a.kind, a.title or DEFAULT_TITLES[a.kind])
+        if a.where:
+            f.details.append(f"Runs analysed: those with {combo_label(a.where, list(a.where))}.")
         ctx = _Context(data, a, ci, n_boot, f)
         try:
             _KINDS[a.kind](ctx)
@@ -165,7 +167,9 @@ class _Context:
 
     @property
     def runs(self) -> list[Run]:
-        return self.data.done_runs
+        """The finished runs this analysis compares (`where` narrows them; an effective-robustness line
+        is still fitted through every baseline run)."""
+        return [r for r in self.data.done_runs if matches(r.factors, self.spec.where)]
 
     def level_of(self, run: Run) -> Any:
         return run.factors.get(self.compare) if self.compare else None

@@ -230,12 +230,13 @@ def check_analyses(spec: StudySpec) -> None:
                 f"{where}analyses[{i}].compare = {a.compare!r}: not a grid or zip axis "
                 f"({', '.join(axes) or 'the study has none'})"
             )
-        for key in a.baseline:
-            if key not in axes:
-                raise UserError(
-                    f"{where}analyses[{i}].baseline.{key}: not a grid or zip axis "
-                    f"({', '.join(axes) or 'the study has none'})"
-                )
+        for field, keys in (("baseline", a.baseline), ("where", a.where)):
+            for key in keys:
+                if key not in axes:
+                    raise UserError(
+                        f"{where}analyses[{i}].{field}.{key}: not a grid or zip axis "
+                        f"({', '.join(axes) or 'the study has none'})"
+                    )
 
 
 # --------------------------------------------------------------------------------------------------
