@@ -261,6 +261,11 @@ def test_cli_prints_path_and_headlines(tmp_path, capsys):
     assert main(["report", str(study), "--out", str(tmp_path / "j.html"), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["path"].endswith("j.html") and data["headlines"] and data["n_runs"] == 12
+    # --figures: every figure of the findings as a standalone SVG file
+    assert main(["report", str(study), "--out", str(out), "--figures", str(tmp_path / "figs")]) == 0
+    svgs = sorted((tmp_path / "figs").glob("*.svg"))
+    assert svgs and f"figures: {len(svgs)} SVG files" in capsys.readouterr().out
+    assert all(p.read_text().lstrip().startswith("<?xml") and "</svg>" in p.read_text() for p in svgs)
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,9 @@ def register(sub: Any) -> None:
     p.add_argument("--out", default=None, help="the HTML file to write (default: STUDY_DIR/report.html)")
     p.add_argument("--open", action="store_true", help="open the report in the default browser")
     p.add_argument(
+        "--figures", metavar="DIR", default=None, help="also write every figure as an SVG file into DIR"
+    )
+    p.add_argument(
         "--ci", type=float, default=0.95, help="confidence level of every interval (default: 0.95)"
     )
     p.add_argument("--json", action="store_true", help="print the conclusions and estimates as JSON")
@@ -40,11 +43,13 @@ def _report(args: argparse.Namespace) -> int:
 
     if not 0.5 <= args.ci < 1.0:
         raise UserError(f"--ci {args.ci}: must be in [0.5, 1)")
-    summary = build_report(args.study_dir, args.out, ci=args.ci)
+    summary = build_report(args.study_dir, args.out, ci=args.ci, figures_dir=args.figures)
     if args.json:
         emit_json(summary.to_dict())
     else:
         print(f"report: {summary.path}")
+        if summary.figure_files:
+            print(f"figures: {len(summary.figure_files)} SVG files in {args.figures}")
         for sentence in summary.headlines:
             print(f"  - {sentence}")
     if args.open:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import yaml
 
@@ -28,6 +30,7 @@ class ReportSummary:
     headlines: list[str]  # every conclusion sentence, in report order
     supported: list[bool]  # per headline: did the data support it?
     findings: list[Finding] = field(default_factory=list, repr=False)
+    figure_files: list[Path] = field(default_factory=list)  # with build_report(figures_dir=...)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -38,16 +41,39 @@ class ReportSummary:
             "headlines": self.headlines,
             "supported": self.supported,
             "findings": [f.to_dict() for f in self.findings],
+            "figure_files": [str(p) for p in self.figure_files],
         }
 
 
 def build_report(
-    study_dir: str | Path, out_path: str | Path | None = None, ci: float = 0.95, n_boot: int = 1000
+    study_dir: str | Path,
+    out_path: str | Path | None = None,
+    ci: float = 0.95,
+    n_boot: int = 1000,
+    figures_dir: str | Path | None = None,
 ) -> ReportSummary:
-    """Write the report of STUDY_DIR to `out_path` (default STUDY_DIR/report.html)."""
+    """Write the report of STUDY_DIR to `out_path` (default STUDY_DIR/report.html); with `figures_dir`,
+    also every figure of the findings as an SVG file (`<n>-<analysis kind>-<k>.svg`)."""
     data = load_study(study_dir)
     out = Path(out_path) if out_path is not None else Path(study_dir) / "report.html"
-    return write_report(data, out, ci=ci, n_boot=n_boot)
+    summary = write_report(data, out, ci=ci, n_boot=n_boot)
+    if figures_dir is not None:
+        summary.figure_files = write_figures(summary.findings, Path(figures_dir))
+    return summary
+
+
+def write_figures(found: list[Finding], folder: Path) -> list[Path]:
+    """The findings' figures as standalone SVG files, named by analysis position and kind."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, f in enumerate(found, 1):
+        for k, fig in enumerate(f.figures, 1):
+            head, _, payload = fig.data_uri.partition(",")
+            svg = base64.b64decode(payload) if head.endswith(";base64") else unquote(payload).encode()
+            path = folder / f"{i}-{f.kind.replace('_', '-')}-{k}.svg"
+            path.write_bytes(svg)
+            paths.append(path)
+    return paths
 
 
 def write_report(

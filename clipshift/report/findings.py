@@ -279,7 +279,9 @@ def _effective_robustness(ctx: _Context) -> None:
     if not baseline:
         line_of = "the line fitted through all runs"
     elif len(baseline) == 1:
-        line_of = f"the line fitted through the {label(next(iter(baseline.values())))} runs"
+        ((axis, value),) = baseline.items()
+        named = label(value) if isinstance(value, str) else f"{axis.rsplit('.', 1)[-1]}={label(value)}"
+        line_of = f"the line fitted through the {named} runs"
     else:
         line_of = (
             "the line fitted through the baseline runs ("
