@@ -371,3 +371,11 @@ def test_where_narrows_the_runs_an_analysis_compares(tmp_path):
     # the line is still fitted through the supervised runs although only clip runs are compared
     assert er_.numbers and all("line" not in c or "supervised" in c for c in er_.conclusions)
     assert f"Runs analysed: those with {OBJ}=clip." in drop.details
+
+
+def test_axes_zipped_with_the_compared_one_are_not_strata():
+    from clipshift.report.data import zipped_with
+
+    spec = {"zip": [{"domains.photo": [1.0, 0.5], "domains.rendition": [0.0, 0.5]}], "grid": {"n": [1, 2]}}
+    assert zipped_with(spec, "domains.photo") == {"domains.photo", "domains.rendition"}
+    assert zipped_with(spec, "n") == {"n"} and zipped_with(spec, None) == set()

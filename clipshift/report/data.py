@@ -163,6 +163,16 @@ def _spec_axis_values(spec: dict[str, Any], axis: str) -> list[Any]:
     return []
 
 
+def zipped_with(spec: dict[str, Any], axis: str | None) -> set[str]:
+    """`axis` and the axes that vary together with it in a `zip` group (they are one factor)."""
+    if axis is None:
+        return set()
+    for group in _zip_groups(spec):
+        if axis in group:
+            return set(group)
+    return {axis}
+
+
 def _zip_groups(spec: dict[str, Any]) -> list[dict[str, Any]]:
     """`zip:` as a list of {axis: values} groups (a single mapping is one group)."""
     z = spec.get("zip") or []

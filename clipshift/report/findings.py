@@ -23,7 +23,7 @@ from clipshift.analysis import longtail, plots
 from clipshift.analysis.reference import ReferenceSet, reference_from_rows
 from clipshift.analysis.spec import AnalysisSpec
 from clipshift.errors import UserError, format_validation_error
-from clipshift.report.data import Run, StudyData, combo_label, label, matches, value_key
+from clipshift.report.data import Run, StudyData, combo_label, label, matches, value_key, zipped_with
 from clipshift.report.estimates import (
     Estimate,
     ci_text,
@@ -187,7 +187,9 @@ class _Context:
         return levels[0]
 
     def strata_axes(self) -> list[str]:
-        return [a for a in self.data.axes() if a != self.compare]
+        # axes zipped with the compared one move with it: they are not other factors to stratify by
+        same = zipped_with(self.data.spec, self.compare)
+        return [a for a in self.data.axes() if a != self.compare and a not in same]
 
     def compare_values(
         self,
