@@ -733,7 +733,8 @@ def _frequency_figure(
         f_mean = _mean_per_class([freq[i] for i in sel if i in freq]) or mean_freq
         classes = sorted(set(a_mean) & set(f_mean))
         rho = longtail.spearman_frequency([f_mean[c] for c in classes], [a_mean[c] for c in classes])[0]
-        name = f"{ctx.compare}={label(lv)}" if ctx.compare else "all runs"
+        # panels sit side by side: the level alone (the factor is in the caption) keeps titles apart
+        name = label(lv) if ctx.compare else "all runs"
         plots.plot_accuracy_vs_frequency(
             [f_mean[c] for c in classes],
             [100.0 * a_mean[c] for c in classes],
@@ -746,7 +747,7 @@ def _frequency_figure(
     return embed(
         fig,
         f"Per-class accuracy on {ctx.spec.eval_set} (mean over seeds) against the number of training samples "
-        "of the class; one point per class.",
+        f"of the class; one point per class{f', one panel per {ctx.compare}' if ctx.compare else ''}.",
     )
 
 
