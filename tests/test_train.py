@@ -144,6 +144,16 @@ def test_cli_train_and_bad_flag(tmp_path, capsys):
     ]
     assert main(argv) == 0
     assert json.loads(capsys.readouterr().out)["status"] == "done"
+    # the same command again: the finished run is reported, not retrained
+    final = out / "checkpoints" / "final.pt"
+    mtime = final.stat().st_mtime_ns
+    assert main(argv) == 0
+    again = capsys.readouterr()
+    assert json.loads(again.out)["status"] == "done" and "already holds this finished run" in again.err
+    assert final.stat().st_mtime_ns == mtime
+    # another config in the same directory trains (the old record does not stand in for it)
+    assert main([*argv, "--set", "seed=1"]) == 0 and final.stat().st_mtime_ns != mtime
+    capsys.readouterr()
     assert main(["train", "--out", str(out), "--set", "optim.lr=-1"]) == 2
     err = capsys.readouterr().err.strip()
     assert "optim.lr = -1" in err and "\n" not in err
