@@ -11,12 +11,19 @@ from clipshift.errors import UserError
 DESCRIPTION = """\
 clipshift: controlled studies of language-image models (CLIP and relatives) under distribution shift.
 
-A procedural image-caption world in which every sample carries its ground truth (class, background,
-domain, corruption, caption detail), a latent-feature simulator of the theory, and benchmarks.
+State a study in one YAML file (vary objective x caption richness x spurious strength x seed, say);
+clipshift trains the grid on a procedural image-caption world whose every sample carries its ground
+truth (or on real data), evaluates each model in-distribution and under every shift, computes effective
+robustness, common-vs-counter drops and long-tail statistics, and writes a report with confidence
+intervals.
 """
 
 EXAMPLES = """\
 examples:
+  clipshift demo                                  # a small study and its report, in about 1.5 minutes
+  clipshift study run studies/spurious-backgrounds.yaml --out runs/bg && clipshift report runs/bg
+  clipshift train --out runs/clip && clipshift eval --model runs/clip --dataset iid --dataset counter
+  clipshift robustness fit --reference imagenet-testbed --x val --y imagenet-r
   clipshift world preview --out grid.png          # see the default world at a glance
   clipshift world export --split train --n 2000 --format csv --out data/train
   clipshift world calibrate                       # are the world's effects measurable at CPU scale?
