@@ -853,10 +853,17 @@ def _metrics(ctx: _Context) -> None:
 def _theory(ctx: _Context) -> None:
     from clipshift.report.theory import theory_finding
 
-    f = ctx.finding
-    conclusions, details, table, figure = theory_finding(ctx.spec, ctx.ci)
-    for sentence, supported in conclusions:
-        f.conclude(sentence, supported)
+    a, f = ctx.spec, ctx.finding
+    changes, details, table, figure = theory_finding(a, ctx.ci)
+    axis = next(iter(a.sweep))
+    first, last = a.sweep[axis][0], a.sweep[axis][-1]
+    for learner, d in changes.items():
+        verdict = "" if d.supports else f" — {NO_SUPPORT.lower()} ({_no_support_reason(d)})"
+        f.conclude(
+            f"Simulator, {learner}: raising {axis} from {first} to {last} changes shifted accuracy by "
+            f"{num(d.value, 1)} points ({ci_text(d, 1)}){verdict}.",
+            d.supports,
+        )
     f.details.extend(details)
     f.tables.append(table)
     f.figures.append(figure)

@@ -15,11 +15,9 @@ from matplotlib.figure import Figure
 from clipshift.analysis.spec import AnalysisSpec
 from clipshift.errors import UserError
 from clipshift.report.data import value_key
-from clipshift.report.estimates import ci_text, mean_estimate, num, stratified_difference
+from clipshift.report.estimates import Estimate, mean_estimate, num, stratified_difference
 from clipshift.report.figures import Embedded, embed, level_colours
 from clipshift.report.tables import Table
-
-NO_SUPPORT = "The data do not support a conclusion"
 
 
 def theory_rows(a: AnalysisSpec) -> list[dict[str, Any]]:
@@ -33,13 +31,14 @@ def theory_rows(a: AnalysisSpec) -> list[dict[str, Any]]:
     return sweep(base, {**a.sweep, "seed": list(a.seeds)})
 
 
-def theory_finding(a: AnalysisSpec, ci: float) -> tuple[list[tuple[str, bool]], list[str], Table, Embedded]:
-    """(conclusions with support flags, details, table of means, figure) of a theory sweep."""
+def theory_finding(a: AnalysisSpec, ci: float) -> tuple[dict[str, Estimate], list[str], Table, Embedded]:
+    """Per learner, the change of shifted accuracy from the first to the last value of the first sweep
+    axis (stratified by the other axes, across seeds); details; table of means; figure."""
     rows = theory_rows(a)
     axis, *others = list(a.sweep)
     first, last = a.sweep[axis][0], a.sweep[axis][-1]
     learners = list(rows[0]["results"])
-    conclusions: list[tuple[str, bool]] = []
+    changes: dict[str, Estimate] = {}
     for learner in learners:
         cells: dict[str, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
         for r in rows:
@@ -47,16 +46,7 @@ def theory_finding(a: AnalysisSpec, ci: float) -> tuple[list[tuple[str, bool]], 
             side = 0 if r[axis] == last else 1 if r[axis] == first else None
             if side is not None:
                 cells[stratum][side].append(float(r["results"][learner]["shift_acc"]))
-        d = stratified_difference(list(cells.values()), ci)
-        supported = d.supports
-        verdict = "" if supported else f" — {NO_SUPPORT.lower()} (the CI includes 0 or has no width)"
-        conclusions.append(
-            (
-                f"Simulator, {learner}: raising {axis} from {first} to {last} changes shifted accuracy by "
-                f"{num(d.value, 1)} points ({ci_text(d, 1)}){verdict}.",
-                supported,
-            )
-        )
+        changes[learner] = stratified_difference(list(cells.values()), ci)
     settings = [dict(zip(a.sweep, combo, strict=True)) for combo in itertools.product(*a.sweep.values())]
     head = [*a.sweep, *(f"{lr} id/shift (%)" for lr in learners)]
     table_rows = []
@@ -91,4 +81,4 @@ def theory_finding(a: AnalysisSpec, ci: float) -> tuple[list[tuple[str, bool]], 
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     details = [f"Simulator base setting: {a.theory or 'defaults'}; seeds {list(a.seeds)}."]
-    return conclusions, details, table, embed(fig, f"Latent simulator: shifted accuracy vs {axis}.")
+    return changes, details, table, embed(fig, f"Latent simulator: shifted accuracy vs {axis}.")
