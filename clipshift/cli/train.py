@@ -90,13 +90,8 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     if not args.out:
         raise UserError("--out is required: the run directory")
-    finished = None if args.no_resume else _finished_record(Path(args.out), cfg.model_dump(mode="json"))
     try:
-        if finished is not None:  # the same config already ran to the end here: nothing to redo
-            info(f"{args.out} already holds this finished run (--no-resume trains it again)")
-            record = finished
-        else:
-            record = train(cfg, Path(args.out), resume=not args.no_resume, progress=not args.quiet)
+        record = train(cfg, Path(args.out), resume=not args.no_resume, progress=not args.quiet)
     except RunFailed as e:
         info(f"run failed: {e} (record: {Path(args.out) / 'final.json'})")
         return 1
@@ -109,18 +104,3 @@ def _train(args: argparse.Namespace) -> int:
         )
         print(Path(args.out) / "checkpoints" / "final.pt")
     return 0
-
-
-def _finished_record(out: Path, config: dict[str, Any]) -> dict[str, Any] | None:
-    """final.json of a run in `out` that finished with exactly this config, else None."""
-    import json
-
-    import yaml
-
-    try:
-        record = json.loads((out / "final.json").read_text())
-        saved = yaml.safe_load((out / "config.yaml").read_text())
-    except (OSError, ValueError, yaml.YAMLError):
-        return None
-    done = isinstance(record, dict) and record.get("status") == "done"
-    return record if done and saved == config and (out / "checkpoints" / "final.pt").is_file() else None

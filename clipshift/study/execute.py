@@ -167,7 +167,7 @@ def execute_run(task: RunTask) -> RunOutcome:
 def _execute(task: RunTask, d: Path) -> RunOutcome:
     from clipshift.study.spec import RunConfig
     from clipshift.study.store import ResultsStore
-    from clipshift.train.run import train
+    from clipshift.train.run import finished_record, train
 
     cfg = RunConfig.model_validate(task.config)
     if cfg.threads is None and task.threads:
@@ -186,10 +186,9 @@ def _execute(task: RunTask, d: Path) -> RunOutcome:
         },
     )
     t0 = time.perf_counter()
-    final = read_json(d / "final.json")
-    trained = not (
-        final is not None and final.get("status") == "done" and (d / "checkpoints" / "final.pt").is_file()
-    )
+    # the run directory is the run's identity (a hash of its config), so any finished record counts
+    final = finished_record(d)
+    trained = final is None
     if trained:  # else: interrupted between training and evaluation; only evaluate again
         final = train(cfg.train_config(), d, resume=True, progress=task.progress)
     assert final is not None

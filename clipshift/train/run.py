@@ -81,6 +81,10 @@ def train(
     """
     out_dir = Path(out_dir)
     ctx = init_distributed(cfg.device)
+    if resume and (done := finished_record(out_dir, cfg.model_dump(mode="json"))) is not None:
+        if ctx.main:
+            print(f"{out_dir} already holds this finished run (--no-resume trains it again)", file=sys.stderr)
+        return done
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if ctx.main:
@@ -217,6 +221,20 @@ def train(
         ckpt_path.unlink(missing_ok=True)  # the final checkpoint supersedes the resumable one
         _write_json(out_dir / "final.json", record)
     return record
+
+
+def finished_record(out_dir: Path, config: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """final.json of a run in `out_dir` that ran to the end (its final checkpoint written), else None;
+    given `config` (a TrainConfig as JSON), only if config.yaml records exactly that config."""
+    try:
+        record = json.loads((out_dir / "final.json").read_text())
+        saved = yaml.safe_load((out_dir / "config.yaml").read_text()) if config is not None else None
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    done = isinstance(record, dict) and record.get("status") == "done"
+    if not done or not (out_dir / "checkpoints" / "final.pt").is_file():
+        return None
+    return record if config is None or saved == config else None
 
 
 # ----------------------------------------------------------------------------- pieces
