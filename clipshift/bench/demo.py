@@ -13,13 +13,13 @@ from typing import Any
 from clipshift.errors import UserError
 
 
-def bench_demo(repeats: int = 1, keep: Path | None = None) -> dict[str, Any]:
+def bench_demo(repeats: int = 1) -> dict[str, Any]:
     """Run `python -m clipshift demo` from scratch `repeats` times (a new output directory each time, so
     nothing is reused) and report the median wall time, process start-up included."""
     times = []
     for _ in range(repeats):
         with tempfile.TemporaryDirectory(prefix="clipshift-bench-demo-") as tmp:
-            out = keep or Path(tmp) / "demo"
+            out = Path(tmp) / "demo"
             start = time.perf_counter()
             proc = subprocess.run(
                 [sys.executable, "-m", "clipshift", "demo", "--out", str(out), "--quiet"],
