@@ -112,6 +112,52 @@ def test_vocab_clip_forward_pools_at_eot(table):
     assert torch.allclose(out["text_features"], manual, atol=1e-5)
 
 
+def test_trimmed_text_encoder_equals_open_clips_on_the_full_context(table):
+    """clipshift runs the text transformer only up to the batch's last end-of-text token; outputs and
+    gradients must be those of open_clip's own CLIP.encode_text over the whole padded context."""
+    import open_clip
+
+    from clipshift.models.trim import TrimmedTextCLIP
+
+    tok = OpenClipTokenizer()
+    ours = build_clip(ModelConfig(), tok)
+    assert type(ours) is TrimmedTextCLIP
+    plain = open_clip.create_model("clipshift-rn-tiny", output_dict=True)
+    plain.load_state_dict(ours.state_dict())
+    assert type(plain) is open_clip.CLIP
+    texts = [*table.batch(torch.arange(6)).texts, "a", "a much longer caption " * 4]
+    tokens = tok(texts)
+    assert tokens.shape[1] == 32 and int(tokens.argmax(-1).max()) + 1 < 32  # there is padding to drop
+    for m in (ours, plain):
+        m.zero_grad()
+        m.encode_text(tokens, normalize=True).pow(2).mul(torch.arange(128.0)).sum().backward()
+    with torch.no_grad():
+        assert torch.allclose(ours.encode_text(tokens), plain.encode_text(tokens), atol=1e-5)
+        # a batch of short captions is cut further and still agrees row by row
+        short = tokens[:6]
+        assert torch.allclose(ours.encode_text(short), plain.encode_text(short), atol=1e-5)
+    grads = dict(plain.named_parameters())
+    for name, p in ours.named_parameters():
+        if name.startswith("transformer") or name in ("token_embedding.weight", "positional_embedding"):
+            torch.testing.assert_close(p.grad, grads[name].grad, rtol=1e-4, atol=1e-4, msg=name)
+    # the state dict is open_clip's: nothing was added or renamed
+    assert ours.state_dict().keys() == plain.state_dict().keys()
+
+
+def test_text_encoder_is_left_alone_when_trailing_positions_matter():
+    """Without a causal mask (or with last-token pooling) padding changes the result: no trimming."""
+    from clipshift.models.trim import TrimmedTextCLIP, trim_text
+
+    register_configs()
+    cfg = open_clip_config(ModelConfig(), OpenClipTokenizer())
+    for change in ({"pool_type": "last"}, {"no_causal_mask": True}):
+        import open_clip
+
+        text_cfg = {**cfg["text_cfg"], **change}
+        model = open_clip.create_model("clipshift-rn-tiny", text_cfg=text_cfg)
+        assert type(trim_text(model)) is not TrimmedTextCLIP, change
+
+
 def test_openclip_model_checkpoint_loads_in_plain_open_clip(tmp_path):
     import open_clip
 

@@ -184,3 +184,19 @@ def test_ddp_two_cpu_processes_gloo(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     rec = json.loads((tmp_path / "ddp" / "final.json").read_text())
     assert rec["status"] == "done" and rec["world_size"] == 2 and rec["steps"] == 6
+
+
+def test_bench_train_smoke_against_open_clip_train(capsys):
+    """Both trainers run (open_clip's as its own program) and the figures are consistent."""
+    argv = ["bench", "train", "--batch-size", "32", "--steps", "2", "--warmup", "1",
+            "--workers", "0", "--no-torchcompile", "--json"]  # fmt: skip
+    assert main(argv) == 0
+    f = json.loads(capsys.readouterr().out)
+    assert f["train_samples_per_s"] > 0 and f["openclip_samples_per_s"] > 0
+    assert f["openclip_by_setting"].keys() == {"workers=0"}
+    assert f["speedup_vs_openclip"] == round(f["train_samples_per_s"] / f["openclip_samples_per_s"], 2)
+    # the padding-trimmed text tower executes fewer FLOPs than the same model over the whole context
+    assert 0 < f["model_gflops_per_sample"] < f["model_gflops_per_sample_full_context"]
+    assert f["achieved_gflops_per_s"] == pytest.approx(
+        f["model_gflops_per_sample"] * f["train_samples_per_s"], abs=0.1
+    )

@@ -1,7 +1,9 @@
 """Training benchmark: clipshift's trainer vs open_clip's own training program, same model and data.
 
 Figures: `train_samples_per_s` (clipshift, steady state), `achieved_gflops_per_s` (model FLOPs per
-sample x samples/s, FLOPs counted by torch's FlopCounterMode over one forward+backward),
+sample x samples/s, FLOPs counted by torch's FlopCounterMode over one forward+backward as clipshift
+executes it; `model_gflops_per_sample_full_context` is the same step with the text tower over the
+whole padded context, as open_clip runs it),
 `matmul_peak_gflops_per_s` (a large fp32 matmul in the same process, same threads) and their ratio;
 `openclip_samples_per_s` (python -m open_clip_train.main on a CSV export of the same world data,
 fp32, best of the tried --workers with and without --torchcompile) and `speedup_vs_openclip`.
@@ -38,8 +40,10 @@ def matmul_peak_gflops(n: int = 2048, reps: int = 7) -> float:
     return statistics.median(rates)
 
 
-def flops_per_sample(model_name: str, batch_size: int, table: Any) -> float:
-    """Forward + backward FLOPs of one CLIP training step on a real batch, per sample."""
+def flops_per_sample(model_name: str, batch_size: int, table: Any, *, full_context: bool = False) -> float:
+    """Forward + backward FLOPs of one CLIP training step on a real batch, per sample: as clipshift runs
+    it (text tower up to the batch's last end-of-text token), or with `full_context` as open_clip does."""
+    from open_clip.model import CLIP
     from torch.utils.flop_counter import FlopCounterMode
 
     from clipshift.models.factory import ModelConfig, build_clip
@@ -48,6 +52,8 @@ def flops_per_sample(model_name: str, batch_size: int, table: Any) -> float:
 
     tok = build_tokenizer("openclip", None, None)
     model = build_clip(ModelConfig(name=model_name), tok)
+    if full_context:
+        model.__class__ = CLIP  # open_clip's own encode_text
     objective = build_objective(ObjectiveConfig(name="clip"), table.class_counts())
     batch = table.batch(torch.arange(batch_size))
     images = batch.images.float() / 255.0
@@ -89,7 +95,13 @@ _RATE = re.compile(r"([0-9.]+)/s/gpu")
 
 
 def openclip_speed(
-    model_name: str, table_world_n: int, batch_size: int, workers: list[int], steps: int, warmup: int
+    model_name: str,
+    table_world_n: int,
+    batch_size: int,
+    workers: list[int],
+    steps: int,
+    warmup: int,
+    torchcompile: bool = True,
 ) -> dict[str, Any]:
     """Run open_clip's training program on a CSV export of the same world split; median samples/s."""
     from clipshift.world.export import export_split
@@ -98,7 +110,7 @@ def openclip_speed(
     with tempfile.TemporaryDirectory() as d:
         export_split(World(), "train", table_world_n, "csv", Path(d) / "csv", progress=False)
         csv = Path(d) / "csv" / "train.csv"
-        variants = [(w, False) for w in workers] + [(min(workers), True)]
+        variants = [(w, False) for w in workers] + ([(min(workers), True)] if torchcompile else [])
         for w, compiled in variants:
             label = f"workers={w}" + (" torchcompile" if compiled else "")
             logs = Path(d) / f"logs-{len(results)}"
@@ -140,6 +152,7 @@ def bench_train(
     workers: list[int] | None = None,
     with_openclip: bool = True,
     threads: int | None = None,
+    torchcompile: bool = True,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"model": model_name, "batch_size": batch_size, "threads": torch.get_num_threads()}
     out["matmul_peak_gflops_per_s"] = round(matmul_peak_gflops(), 1)
@@ -148,13 +161,21 @@ def bench_train(
     out.update(speed)
     fps = flops_per_sample(model_name, batch_size, table)
     out["model_gflops_per_sample"] = round(fps / 1e9, 4)
+    full = flops_per_sample(model_name, batch_size, table, full_context=True)
+    out["model_gflops_per_sample_full_context"] = round(full / 1e9, 4)
     out["achieved_gflops_per_s"] = round(fps * speed["train_samples_per_s"] / 1e9, 1)
     out["achieved_fraction_of_peak"] = round(
         out["achieved_gflops_per_s"] / out["matmul_peak_gflops_per_s"], 3
     )
     if with_openclip:
         oc = openclip_speed(
-            model_name, batch_size * (steps + warmup), batch_size, workers or [0, 1, 2], steps, warmup
+            model_name,
+            batch_size * (steps + warmup),
+            batch_size,
+            workers or [0, 1, 2],
+            steps,
+            warmup,
+            torchcompile,
         )
         out.update(oc)
         out["speedup_vs_openclip"] = round(out["train_samples_per_s"] / oc["openclip_samples_per_s"], 2)

@@ -62,6 +62,11 @@ def _register_train(g: Any) -> None:
         "--workers", default="0,1,2", help="open_clip --workers values to try (default: %(default)s)"
     )
     p.add_argument("--no-openclip", action="store_true", help="skip the open_clip comparison")
+    p.add_argument(
+        "--no-torchcompile",
+        action="store_true",
+        help="do not also try open_clip with --torchcompile (its compilation takes about a minute)",
+    )
     p.add_argument("--json", action="store_true")
 
 
@@ -71,7 +76,13 @@ def _train(args: argparse.Namespace) -> int:
 
     workers = [int(w) for w in args.workers.split(",") if w.strip()]
     figures = bench_train(
-        args.model or DEFAULT_MODEL, args.batch_size, args.steps, args.warmup, workers, not args.no_openclip
+        args.model or DEFAULT_MODEL,
+        args.batch_size,
+        args.steps,
+        args.warmup,
+        workers,
+        with_openclip=not args.no_openclip,
+        torchcompile=not args.no_torchcompile,
     )
     print_figures(figures, args.json)
     return 0

@@ -21,6 +21,7 @@ from torch import nn
 from clipshift.errors import UserError
 from clipshift.models.registry import CONFIG_DIR, DEFAULT_MODEL, _ours, quiet_open_clip, register_configs
 from clipshift.models.text import OpenClipTokenizer, Tokenizer, tokenizer_from_state
+from clipshift.models.trim import trim_text
 
 INIT_LOGIT_SCALE = math.log(1 / 0.07)  # CLIP's initial temperature
 MAX_LOGIT_SCALE = math.log(100)  # CLIP's clamp (scale <= 100)
@@ -124,7 +125,7 @@ def _create(cfg: ModelConfig, model_cfg: dict[str, Any], pretrained: Path | None
 
     kwargs = {k: v for k, v in model_cfg.items() if k != "custom_text"}  # popped by create_model itself
     with quiet_open_clip():
-        return open_clip.create_model(
+        model = open_clip.create_model(
             cfg.name,
             pretrained=str(pretrained) if pretrained else None,  # absolute path: never read as a hub tag
             output_dict=True,
@@ -132,6 +133,7 @@ def _create(cfg: ModelConfig, model_cfg: dict[str, Any], pretrained: Path | None
             pretrained_text=False,
             **kwargs,
         )
+    return trim_text(model)
 
 
 def build_clip(cfg: ModelConfig, tokenizer: Tokenizer | None = None, **overrides: Any) -> nn.Module:

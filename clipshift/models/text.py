@@ -17,9 +17,11 @@ batch is a dictionary look-up per caption plus one gather.
 
 Measured on 256 default-world captions, 2 busy CPU threads: tokenising takes 14-22 ms with BPE on first
 sight, 0.9 ms with the vocabulary, 0.05 ms for either once cached. One clipshift-rn-tiny CLIP step at
-batch 256 (forward, backward, AdamW): ~620-670 ms with BPE (context 32; 12.0 M parameters, AdamW 40 ms)
-vs ~380-420 ms with the vocabulary (context 12; 5.7 M parameters, AdamW 11 ms) — most of the gain is the
-shorter context.
+batch 256 (forward, backward, AdamW) took ~620-670 ms with BPE (context 32) vs ~380-420 ms with the
+vocabulary (context 12) while the text tower ran over the whole context; now that it stops at the
+batch's last end-of-text token (``clipshift.models.trim``: 15-17 BPE positions for world captions) it
+takes ~335-395 ms with BPE vs ~325 ms with the vocabulary, whose remaining edge is fewer tokens per
+caption and a smaller embedding table for AdamW.
 
 open_clip's text tower pools the sequence at ``argmax(token id)`` (``text_cfg.pool_type = 'argmax'``, the
 default, used by every clipshift config): the end-of-text token must be the largest id in every row —
