@@ -251,6 +251,42 @@ def test_stratified_difference_is_welch_within_one_stratum_and_removes_stratum_s
     assert interval(-1.25, 2.0) == "−1.2 to 2.0" or interval(-1.25, 2.0) == "−1.3 to 2.0"
 
 
+def test_effective_robustness_intervals_carry_the_uncertainty_of_the_fitted_line():
+    """Runs far from the line's runs: their ER depends on the fitted slope. Over simulated studies with
+    no true effect, the interval that includes the line's uncertainty covers 0 at about the nominal
+    rate; the spread across seeds alone would cover it far less often."""
+    from clipshift.analysis import effective_robustness as er
+    from clipshift.analysis.reference import ReferenceSet
+    from clipshift.report.findings import _line_replicates
+
+    rng = np.random.default_rng(7)
+    sims, covered, covered_seeds_only = 300, 0, 0
+    models = [f"m{i}" for i in range(9)]
+    for _ in range(sims):
+        # six baseline runs at 40-60 % in-distribution accuracy, three compared runs near 85 %, all on
+        # the same true line logit(y) = logit(x) − 1 (no effective robustness)
+        x = np.concatenate([np.repeat([40.0, 50.0, 60.0], 2), np.full(3, 85.0)]) + rng.normal(0, 1, 9)
+        y = 100 * expit(logit(x / 100) - 1.0 + rng.normal(0, 0.1, 9))
+        ref = ReferenceSet(models, x, y, np.arange(9) < 6, "iid", "sketch", "simulated")
+        ers = er.effective_robustness(er.fit_line(x[:6], y[:6], "logit"), x, y)
+        line = _line_replicates(ref, "logit", 200)
+        cells = [(ers[6:], ers[:6])]
+        with_line = stratified_difference(cells, 0.95, *line.variance([(models[6:], models[:6])]))
+        seeds_only = stratified_difference(cells, 0.95)
+        covered += with_line.lo <= 0 <= with_line.hi
+        covered_seeds_only += seeds_only.lo <= 0 <= seeds_only.hi
+    assert covered / sims >= 0.92, covered / sims
+    assert covered_seeds_only / sims < 0.85, covered_seeds_only / sims
+    # compared runs among the line's own runs: the line's uncertainty barely moves their difference
+    x = np.repeat([40.0, 50.0, 60.0], 3) + rng.normal(0, 1, 9)
+    y = 100 * expit(logit(x / 100) - 1.0 + rng.normal(0, 0.1, 9))
+    on_line = np.arange(9) % 3 != 0
+    line = _line_replicates(ReferenceSet(models, x, y, on_line, "iid", "sketch", "simulated"), "logit", 200)
+    near, _ = line.variance([([m for m, k in zip(models, on_line) if not k], models[:3])])
+    far = _line_replicates(ref, "logit", 200).variance([(models[6:], models[:6])])[0]
+    assert near < far / 10, (near, far)
+
+
 def test_cli_prints_path_and_headlines(tmp_path, capsys):
     study = make_study(tmp_path, seeds=(0, 1), failed=False)
     out = tmp_path / "r.html"

@@ -61,34 +61,50 @@ def mean_estimate(values: Sequence[float], ci: float = 0.95) -> Estimate:
     return Estimate(m, lo, hi, len(v), ci)
 
 
+def _finite(values: Sequence[float]) -> np.ndarray:
+    return np.asarray([x for x in values if math.isfinite(x)], dtype=float)
+
+
+def usable_strata(cells: Sequence[tuple[Sequence[float], Sequence[float]]]) -> list[int]:
+    """Indices of the strata `stratified_difference` averages: those with at least two finite values on
+    each side (they give a variance); if there are none, every stratum with a value on each side."""
+    sizes = [(_finite(a).size, _finite(b).size) for a, b in cells]
+    two = [i for i, (na, nb) in enumerate(sizes) if na >= 2 and nb >= 2]
+    return two or [i for i, (na, nb) in enumerate(sizes) if na and nb]
+
+
 def stratified_difference(
-    cells: Sequence[tuple[Sequence[float], Sequence[float]]], ci: float = 0.95
+    cells: Sequence[tuple[Sequence[float], Sequence[float]]],
+    ci: float = 0.95,
+    extra_var: float = 0.0,
+    extra_dof: float = math.inf,
 ) -> Estimate:
     """mean(a) − mean(b) averaged over strata, with a Welch–Satterthwaite t interval.
 
     `cells` holds one (a values, b values) pair per stratum. Strata where either side has fewer than
     two replicates cannot contribute a variance and are left out of the interval; if no stratum has
-    two, the point estimate uses all strata and the bounds are NaN.
+    two, the point estimate uses all strata and the bounds are NaN. `extra_var` is a further,
+    independent variance of the difference (e.g. from a fitted reference line both sides are measured
+    from) with `extra_dof` degrees of freedom; it widens the interval and enters the Satterthwaite sum.
     """
-    clean = [
-        (np.asarray([x for x in a if math.isfinite(x)]), np.asarray([x for x in b if math.isfinite(x)]))
-        for a, b in cells
-    ]
-    clean = [(a, b) for a, b in clean if a.size and b.size]
-    if not clean:
+    clean = [(_finite(a), _finite(b)) for a, b in cells]
+    keep = usable_strata(cells)
+    if not keep:
         return Estimate(NAN, NAN, NAN, 0, ci)
-    usable = [(a, b) for a, b in clean if a.size >= 2 and b.size >= 2]
-    if not usable:
-        diff = float(np.mean([a.mean() - b.mean() for a, b in clean]))
-        return Estimate(diff, NAN, NAN, sum(a.size + b.size for a, b in clean), ci)
-    n = sum(a.size + b.size for a, b in usable)
-    if len(usable) == 1:
-        d, lo, hi = stats.diff_ci(usable[0][0], usable[0][1], ci)
+    chosen = [clean[i] for i in keep]
+    n = sum(a.size + b.size for a, b in chosen)
+    k = len(chosen)
+    diff = float(np.mean([a.mean() - b.mean() for a, b in chosen]))
+    if any(a.size < 2 or b.size < 2 for a, b in chosen):
+        return Estimate(diff, NAN, NAN, n, ci)
+    if k == 1 and extra_var == 0.0:
+        d, lo, hi = stats.diff_ci(chosen[0][0], chosen[0][1], ci)
         return Estimate(d, lo, hi, n, ci)
-    k = len(usable)
-    diff = float(np.mean([a.mean() - b.mean() for a, b in usable]))
     # each group mean enters the average with weight 1/k; its variance is s²/n
-    terms = [(g.var(ddof=1) / g.size / k**2, g.size - 1) for a, b in usable for g in (a, b)]
+    terms: list[tuple[float, float]] = [
+        (g.var(ddof=1) / g.size / k**2, g.size - 1) for a, b in chosen for g in (a, b)
+    ]
+    terms.append((extra_var, extra_dof))
     var = sum(w for w, _ in terms)
     if var == 0.0:
         return Estimate(diff, diff, diff, n, ci)

@@ -32,6 +32,7 @@ from clipshift.report.estimates import (
     num,
     plus_minus,
     stratified_difference,
+    usable_strata,
     with_ci,
 )
 from clipshift.report.figures import Embedded, embed, level_colours, plain_log_ticks, training_curves
@@ -130,6 +131,32 @@ class Comparison:
         return self._named(self.ref)
 
 
+@dataclass(frozen=True)
+class LineReplicates:
+    """Each run's value under `n_boot` refits of a reference line to resampled baseline runs (rows:
+    replicates, columns: runs), so a difference of run means can carry the line's uncertainty."""
+
+    columns: dict[str, int]
+    values: np.ndarray
+    dof: float
+
+    def variance(self, strata: Sequence[tuple[Sequence[str], Sequence[str]]]) -> tuple[float, float]:
+        """Variance across replicates of the stratified difference (as `stratified_difference` forms
+        it from these strata), and its degrees of freedom."""
+        if not strata or len(self.values) < 2:
+            return 0.0, math.inf
+        cols = self.columns
+        d = np.mean(
+            [
+                self.values[:, [cols[i] for i in a]].mean(axis=1)
+                - self.values[:, [cols[i] for i in b]].mean(axis=1)
+                for a, b in strata
+            ],
+            axis=0,
+        )
+        return float(np.var(d, ddof=1)), self.dof
+
+
 @dataclass
 class _Context:
     data: StudyData
@@ -198,11 +225,13 @@ class _Context:
         levels: Sequence[Any] | None = None,
         ref: Any = None,
         strata_axes: list[str] | None = None,
+        line: LineReplicates | None = None,
     ) -> tuple[dict[str, Estimate], list[Comparison]]:
         """Per-level means (keyed by level key) and each level's difference to the reference level.
 
         By default the levels are those of the compare factor; `level_of`/`levels`/`ref` group the runs
-        otherwise, and `strata_axes` must then leave out the factors that define those groups."""
+        otherwise, and `strata_axes` must then leave out the factors that define those groups. `line`
+        (values measured from a fitted line) adds the line's own uncertainty to each difference."""
         axis = self.compare if level_of is None else None
         level_of = level_of or self.level_of
         runs = [r for r in self.runs if r.run_id in values and math.isfinite(values[r.run_id])]
@@ -211,23 +240,25 @@ class _Context:
             ref = self.reference_level(levels) if levels else None
         if strata_axes is None:
             strata_axes = self.strata_axes()
-        cells: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        cells: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
         pooled: dict[str, list[float]] = defaultdict(list)
         for r in runs:
             lk = value_key(level_of(r))
-            cells["|".join(value_key(r.factors.get(a)) for a in strata_axes)][lk].append(values[r.run_id])
+            cells["|".join(value_key(r.factors.get(a)) for a in strata_axes)][lk].append(r.run_id)
             pooled[lk].append(values[r.run_id])
         means = {value_key(lv): mean_estimate(pooled[value_key(lv)], self.ci) for lv in levels}
         comps = []
         for lv in levels:
             if value_key(lv) == value_key(ref):
                 continue
-            pairs = [
+            id_pairs = [
                 (c[value_key(lv)], c[value_key(ref)])
                 for c in cells.values()
                 if c[value_key(lv)] and c[value_key(ref)]
             ]
-            diff = stratified_difference(pairs, self.ci)
+            pairs = [([values[i] for i in a], [values[i] for i in b]) for a, b in id_pairs]
+            extra = line.variance([id_pairs[i] for i in usable_strata(pairs)]) if line else (0.0, math.inf)
+            diff = stratified_difference(pairs, self.ci, *extra)
             comps.append(
                 Comparison(lv, ref, means[value_key(lv)], means[value_key(ref)], diff, len(pairs), axis)
             )
@@ -290,6 +321,11 @@ def _effective_robustness(ctx: _Context) -> None:
             + ", ".join(f"{k}={label(v)}" for k, v in baseline.items())
             + ")"
         )
+    f.notes.append(
+        "Intervals of effective-robustness differences carry two sources of uncertainty: the spread "
+        f"across seeds, and the fitted line's own (the line refitted to {ctx.n_boot} resamples of its "
+        "runs), which grows with the distance from the line's runs."
+    )
     for y in ys:
         try:
             ref = reference_from_rows(data.rows, a.x, y, a.metric, baseline or None)
@@ -299,11 +335,12 @@ def _effective_robustness(ctx: _Context) -> None:
             continue
         ers = er.effective_robustness(fit, ref.x, ref.y)
         values = dict(zip(ref.models, ers.tolist()))
+        line = _line_replicates(ref, a.transform, ctx.n_boot)
         in_line = {m for m, is_ref in zip(ref.models, ref.is_reference) if is_ref}
         group_of: Callable[[Run], Any] = ctx.level_of
         groups: list[Any] = ctx.levels([r for r in ctx.runs if r.run_id in values])
         if ctx.compare:
-            _, comps = ctx.compare_values(values)
+            _, comps = ctx.compare_values(values, line=line)
         elif baseline:
             # no compare factor: the runs off the line against the runs that define it
             group_of, groups = (
@@ -316,6 +353,7 @@ def _effective_robustness(ctx: _Context) -> None:
                 levels=groups,
                 ref="the baseline",
                 strata_axes=[x for x in ctx.strata_axes() if x not in baseline],
+                line=line,
             )
         else:
             comps = []
@@ -391,6 +429,16 @@ def _effective_robustness(ctx: _Context) -> None:
                 "its slope is poorly determined; effective robustness far from them is an extrapolation."
             )
         f.figures.append(_er_figure(ctx, ref, fit, y, in_line))
+
+
+def _line_replicates(ref: ReferenceSet, kind: str, n_boot: int) -> LineReplicates:
+    """Every run's effective robustness under lines refitted to resamples of the line's own runs."""
+    on_line = ref.is_reference
+    slopes, intercepts = er.bootstrap_lines(ref.x[on_line], ref.y[on_line], kind, n_boot, seed=0)
+    zx = er.transform(ref.x, kind)
+    predicted = er.inverse_transform(slopes[:, None] * zx[None, :] + intercepts[:, None], kind)
+    columns = {m: j for j, m in enumerate(ref.models)}
+    return LineReplicates(columns, ref.y[None, :] - predicted, max(int(on_line.sum()) - 2, 1))
 
 
 def _membership(members: set[str], inside: str, outside: str) -> Callable[[Run], Any]:
