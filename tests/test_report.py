@@ -237,6 +237,14 @@ def test_html_is_self_contained_and_embeds_the_figures(effect_report):
     assert "acc1 (%)" in html and " ± " in html  # the metric table
 
 
+def test_the_same_study_gives_the_same_report_bytes(tmp_path, monkeypatch):
+    study = make_study(tmp_path, seeds=(0, 1), failed=False)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1795000000")
+    a = build_report(study, tmp_path / "a.html", n_boot=50).path.read_bytes()
+    b = build_report(study, tmp_path / "b.html", n_boot=50).path.read_bytes()
+    assert a == b and b"Generated 2026-11-18 " in a
+
+
 def test_stratified_difference_is_welch_within_one_stratum_and_removes_stratum_shifts():
     rng = np.random.default_rng(0)
     a, b = rng.normal(5, 1, 4), rng.normal(3, 2, 5)

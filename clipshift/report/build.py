@@ -101,7 +101,8 @@ def write_report(
         footnote=(
             f"Intervals are {round(ci * 100)} % intervals across seeds: Student t for means; for differences "
             "between levels, Welch intervals computed within each combination of the other factors and "
-            "averaged. A conclusion is stated only when its interval excludes 0 (and seeds differ). "
+            "averaged (for effective robustness, widened by the fitted line's own bootstrap variance). "
+            "A conclusion is stated only when its interval excludes 0 (and seeds differ). "
             "Intervals are per comparison, not corrected for multiple comparisons."
         ),
     )
@@ -122,7 +123,12 @@ def write_report(
 
 
 def _meta(data: StudyData) -> list[str]:
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    # SOURCE_DATE_EPOCH (the reproducible-builds convention) pins the date: same study, same bytes
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    moment = (
+        datetime.fromtimestamp(int(epoch), timezone.utc) if epoch.isdigit() else datetime.now(timezone.utc)
+    )
+    when = moment.strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"Generated {when} by clipshift {__version__}."]
     if data.study_dir is not None:
         lines.append(f"Study directory: {data.study_dir.resolve()}")
