@@ -159,9 +159,22 @@ def test_cli_train_and_bad_flag(tmp_path, capsys):
     assert "optim.lr = -1" in err and "\n" not in err
 
 
-def test_ddp_two_cpu_processes_gloo(tmp_path):
+@pytest.mark.parametrize("data", ["world", "csv"])
+def test_ddp_two_cpu_processes_gloo(tmp_path, data):
+    run_cfg = {**TINY, "threads": 1}
+    if data == "csv":  # files on disk: rank 0 decodes them, rank 1 reads its cache
+        from clipshift.world import World, WorldSpec
+        from clipshift.world.export import export_split
+
+        world = World(WorldSpec.model_validate(TINY["data"]["world"]))  # type: ignore[index]
+        export_split(world, "train", 384, "csv", tmp_path / "csv", progress=False)
+        run_cfg["data"] = {
+            "kind": "csv",
+            "path": str(tmp_path / "csv" / "train.csv"),
+            "cache_dir": str(tmp_path / "cache"),
+        }
     cfg_path = tmp_path / "run.yaml"
-    cfg_path.write_text(json.dumps({**TINY, "threads": 1}))
+    cfg_path.write_text(json.dumps(run_cfg))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [
         sys.executable,
@@ -184,6 +197,8 @@ def test_ddp_two_cpu_processes_gloo(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     rec = json.loads((tmp_path / "ddp" / "final.json").read_text())
     assert rec["status"] == "done" and rec["world_size"] == 2 and rec["steps"] == 6
+    if data == "csv":
+        assert rec["data"]["cache_by_rank"] == ["miss", "hit"]
 
 
 def test_bench_train_smoke_against_open_clip_train(capsys):

@@ -94,9 +94,7 @@ def train(
 
     t_start = time.perf_counter()
     if table is None:
-        from clipshift.data.config import load_table
-
-        table = load_table(cfg.data, _image_size(cfg), progress=progress and ctx.main)
+        table = _load_data(cfg, ctx, progress)
     steps_per_epoch = len(table) // cfg.optim.batch_size
     if steps_per_epoch < 1:
         raise UserError(
@@ -210,7 +208,7 @@ def train(
         "objective": cfg.objective.name,
         "model": cfg.model.name,
         "world_size": ctx.world_size,
-        "data": {"source": table.source, "rows": len(table), **table.stats},
+        "data": {"source": table.source, "rows": len(table), **table.stats, **_cache_by_rank(table, ctx)},
         # the evaluation label space and how often each of its classes was seen in training, so
         # evaluation and long-tail analyses need not reload the data
         "class_names": list(table.class_names[: table.eval_classes]),
@@ -238,6 +236,33 @@ def finished_record(out_dir: Path, config: dict[str, Any] | None = None) -> dict
 
 
 # ----------------------------------------------------------------------------- pieces
+
+
+def _load_data(cfg: TrainConfig, ctx: Context, progress: bool) -> ImageTextTable:
+    """The run's table. Under DDP, files on disk are decoded by rank 0 first and the other ranks wait,
+    then read its decoded-image cache instead of each decoding every image again; the world is
+    rendered by every rank at once (nothing to share)."""
+    from clipshift.data.config import load_table
+
+    size = _image_size(cfg)
+    if ctx.world_size == 1 or cfg.data.kind == "world":
+        return load_table(cfg.data, size, progress=progress and ctx.main)
+    if not ctx.main:
+        dist.barrier()  # released once rank 0 has published the cache
+    table = load_table(cfg.data, size, progress=progress and ctx.main)
+    if ctx.main:
+        dist.barrier()
+    return table
+
+
+def _cache_by_rank(table: ImageTextTable, ctx: Context) -> dict[str, Any]:
+    """Under DDP, each rank's decoded-image cache outcome (e.g. ['miss', 'hit']): the record shows that
+    only the first rank decoded."""
+    if ctx.world_size == 1 or "cache" not in table.stats:
+        return {}
+    states: list[Any] = [None] * ctx.world_size
+    dist.all_gather_object(states, table.stats["cache"])
+    return {"cache_by_rank": states}
 
 
 @dataclass
