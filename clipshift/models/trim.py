@@ -37,11 +37,10 @@ class TrimmedTextCLIP(CLIP):
         x = self.transformer(x, attn_mask=self.attn_mask[:n, :n])
         x = self.ln_final(x)
         x = text_global_pool(x, text, "argmax")
-        x = (
-            self.text_projection(x)
-            if isinstance(self.text_projection, nn.Linear)
-            else x @ self.text_projection
-        )
+        if isinstance(self.text_projection, nn.Linear):
+            x = self.text_projection(x)
+        elif self.text_projection is not None:
+            x = x @ self.text_projection
         return F.normalize(x, dim=-1) if normalize else x
 
 
