@@ -16,6 +16,7 @@ from scipy.special import expit, logit
 from clipshift.analysis.stats import diff_ci
 from clipshift.cli.main import main
 from clipshift.report import build_report
+from clipshift.report.build import write_report
 from clipshift.report.estimates import interval, stratified_difference
 from clipshift.study.store import ResultsStore
 
@@ -245,6 +246,34 @@ def test_the_same_study_gives_the_same_report_bytes(tmp_path, monkeypatch):
     assert a == b and b"Generated 2026-11-18 " in a
 
 
+def test_runs_that_a_factor_does_not_reach_are_flagged_as_copies(tmp_path, capsys):
+    """Supervised runs at three caption levels with identical results are copies, not replicates."""
+    from clipshift.report.data import Run, StudyData
+
+    runs, rows = [], []
+    for obj in ("clip", "supervised"):
+        for level in ("template", "full"):
+            for seed in (0, 1):
+                rid = f"{obj}-{level}-{seed}"
+                runs.append(Run(rid, {OBJ: obj, "captions.level": level}, seed, "done"))
+                acc = 0.5 + 0.1 * seed + (0.02 + 0.05 * (level == "full") if obj == "clip" else 0.0)
+                rows.append(
+                    {"run_id": rid, "eval_set": "iid", "metric": "acc1", "class_id": -1, "value": acc}
+                )
+    data = StudyData("copies", {"analyses": [{"kind": "metrics", "compare": OBJ}]}, runs, rows)
+    copies = data.copies()
+    assert sorted(len(g) for g, _ in copies) == [2, 2]  # the supervised pairs, one per seed
+    assert all(differ == ["captions.level"] for _, differ in copies)
+    assert all(r.factors[OBJ] == "supervised" for g, _ in copies for r in g)
+    summary = write_report(data, tmp_path / "r.html", n_boot=50)
+    (warning,) = summary.warnings
+    assert "4 runs (objective.name=supervised) form 2 groups of copies" in warning
+    assert warning in (tmp_path / "r.html").read_text()
+    # clip's caption levels differ, so no clip run is a copy; without copies there is no warning
+    data.rows = [r | {"value": r["value"] + 0.01 * i} for i, r in enumerate(rows)]
+    assert data.copies() == [] and write_report(data, tmp_path / "s.html", n_boot=50).warnings == []
+
+
 def test_stratified_difference_is_welch_within_one_stratum_and_removes_stratum_shifts():
     rng = np.random.default_rng(0)
     a, b = rng.normal(5, 1, 4), rng.normal(3, 2, 5)
@@ -423,3 +452,8 @@ def test_axes_zipped_with_the_compared_one_are_not_strata():
     spec = {"zip": [{"domains.photo": [1.0, 0.5], "domains.rendition": [0.0, 0.5]}], "grid": {"n": [1, 2]}}
     assert zipped_with(spec, "domains.photo") == {"domains.photo", "domains.rendition"}
     assert zipped_with(spec, "n") == {"n"} and zipped_with(spec, None) == set()
+    # supervised ignores captions, so it runs at one caption level: the level is not a function of the
+    # objective (a factor of its own, a stratum), while the objective is not a function of the level
+    spec = {"zip": [{"obj": ["clip", "clip", "sup"], "level": ["a", "b", "a"], "tag": [1, 1, 2]}]}
+    assert zipped_with(spec, "obj") == {"obj", "tag"}
+    assert zipped_with(spec, "level") == {"level"}

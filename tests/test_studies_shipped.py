@@ -4,6 +4,7 @@ the ImageNet-family evaluation folders stood in for by an ImageFolder export of 
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -77,6 +78,9 @@ def test_full_profile_runs_on_world_data_in_real_layouts(path, layouts, tmp_path
         f"grid.{axis}={yaml.safe_dump(values[:1], default_flow_style=True).strip()}"
         for axis, values in spec.grid.items()
     ]
+    first.append(
+        "zip=" + json.dumps([{axis: values[:1] for axis, values in group.items()} for group in spec.zip])
+    )
     small = ["seeds=[0]", "model.name=clipshift-rn-tiny", "model.tokenizer=vocab", "epochs=1", "device=cpu",
              "optim.batch_size=32", "threads=1", "eval.templates=world"]  # fmt: skip
     out = tmp_path / "study"

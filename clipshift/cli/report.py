@@ -52,6 +52,8 @@ def _report(args: argparse.Namespace) -> int:
             print(f"figures: {len(summary.figure_files)} SVG files in {args.figures}")
         for sentence in summary.headlines:
             print(f"  - {sentence}")
+        for warning in summary.warnings:
+            info(f"clipshift: {warning}")
     if args.open:
         import webbrowser
 

@@ -14,7 +14,7 @@ from urllib.parse import unquote
 import yaml
 
 from clipshift import __version__
-from clipshift.report.data import StudyData, label, load_study
+from clipshift.report.data import StudyData, label, load_study, value_key
 from clipshift.report.figures import embed, training_curves
 from clipshift.report.findings import Finding, curve_summary, findings
 from clipshift.report.html import Page, render
@@ -30,6 +30,7 @@ class ReportSummary:
     headlines: list[str]  # every conclusion sentence, in report order
     supported: list[bool]  # per headline: did the data support it?
     findings: list[Finding] = field(default_factory=list, repr=False)
+    warnings: list[str] = field(default_factory=list)  # about the study's design or data
     figure_files: list[Path] = field(default_factory=list)  # with build_report(figures_dir=...)
 
     def to_dict(self) -> dict[str, Any]:
@@ -41,6 +42,7 @@ class ReportSummary:
             "headlines": self.headlines,
             "supported": self.supported,
             "findings": [f.to_dict() for f in self.findings],
+            "warnings": self.warnings,
             "figure_files": [str(p) for p in self.figure_files],
         }
 
@@ -119,6 +121,7 @@ def write_report(
         headlines=[s for f in found for s in f.conclusions],
         supported=[ok for f in found for ok in f.supported],
         findings=found,
+        warnings=_copies_warning(data),
     )
 
 
@@ -138,7 +141,28 @@ def _meta(data: StudyData) -> list[str]:
         f"{len(data.runs)} runs; factors varied: {', '.join(axes) or 'none'}; seeds: "
         f"{', '.join(str(s) for s in seeds) or 'n/a'}."
     )
-    return lines
+    return lines + _copies_warning(data)
+
+
+def _copies_warning(data: StudyData) -> list[str]:
+    """One line when runs that differ in some factor gave identical results (pseudo-replicates)."""
+    copies = data.copies()
+    if not copies:
+        return []
+    n_runs = sum(len(runs) for runs, _ in copies)
+    differ = sorted({k for _, keys in copies for k in keys})
+    common = {
+        k: v
+        for k, v in copies[0][0][0].factors.items()
+        if k not in differ and all(value_key(rs[0].factors.get(k)) == value_key(v) for rs, _ in copies)
+    }
+    where = f" ({', '.join(f'{k}={label(v)}' for k, v in common.items())})" if common else ""
+    return [
+        f"Warning: {n_runs} runs{where} form {len(copies)} groups of copies: within a group they differ "
+        f"only in {', '.join(differ)} yet gave identical results, so that factor does not reach them. "
+        "Intervals that count the copies as independent runs are too narrow; tie the factor to the "
+        "settings it affects with `zip` so each run is trained once."
+    ]
 
 
 def _runs_table(data: StudyData) -> Table:

@@ -76,6 +76,30 @@ class StudyData:
         keys = sorted(seen, key=lambda k: (listed.index(k) if k in listed else len(listed), k))
         return [seen[k] for k in keys]
 
+    def copies(self) -> list[tuple[list[Run], list[str]]]:
+        """Groups of finished runs with the same seed and identical results on every row, and the
+        factors they differ in: a factor that does not reach those runs (e.g. captions under a
+        supervised objective) made copies of one run, not independent replicates."""
+        results: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        for row in self.rows:
+            results[row["run_id"]].append((row["eval_set"], row["metric"], row["class_id"], row["value"]))
+        groups: dict[tuple[Any, ...], list[Run]] = defaultdict(list)
+        for r in self.done_runs:
+            groups[(r.seed, tuple(sorted(results[r.run_id], key=repr)))].append(r)
+        out = []
+        for runs in groups.values():
+            if len(runs) > 1:
+                differ = sorted(
+                    {
+                        k
+                        for r in runs
+                        for k in r.factors
+                        if value_key(r.factors.get(k)) != value_key(runs[0].factors.get(k))
+                    }
+                )
+                out.append((runs, differ))
+        return out
+
     def eval_sets(self) -> list[str]:
         """Evaluation sets with scalar metrics, `iid` first, the training set's statistics excluded."""
         sets = {r["eval_set"] for r in self.rows if r["class_id"] < 0 and r["eval_set"] != "train"}
@@ -164,12 +188,20 @@ def _spec_axis_values(spec: dict[str, Any], axis: str) -> list[Any]:
 
 
 def zipped_with(spec: dict[str, Any], axis: str | None) -> set[str]:
-    """`axis` and the axes that vary together with it in a `zip` group (they are one factor)."""
+    """`axis` and the axes of its `zip` group that it determines (each value of `axis` comes with one
+    value of theirs): those move with it and are one factor. An axis that takes several values beside
+    one value of `axis` (e.g. the caption level beside objective `clip` when `supervised` runs at one
+    level only) is a factor of its own."""
     if axis is None:
         return set()
     for group in _zip_groups(spec):
         if axis in group:
-            return set(group)
+            keys = [value_key(v) for v in group[axis]]
+            return {
+                other
+                for other, values in group.items()
+                if len(set(zip(keys, map(value_key, values)))) == len(set(keys))
+            }
     return {axis}
 
 
