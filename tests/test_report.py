@@ -274,6 +274,35 @@ def test_runs_that_a_factor_does_not_reach_are_flagged_as_copies(tmp_path, capsy
     assert data.copies() == [] and write_report(data, tmp_path / "s.html", n_boot=50).warnings == []
 
 
+def test_an_unbalanced_zip_compares_within_the_strata_both_levels_have(tmp_path):
+    """clip runs at two caption levels, supervised at one: clip vs supervised is compared at the shared
+    level, and the means quoted beside the difference are those of the runs compared."""
+    from clipshift.report.data import Run, StudyData
+
+    drops = {("clip", "template"): 0.30, ("clip", "full"): 0.10, ("supervised", "template"): 0.20}
+    runs, rows = [], []
+    for (obj, level), drop in drops.items():
+        for seed in (0, 1, 2):
+            rid = f"{obj}-{level}-{seed}"
+            runs.append(Run(rid, {OBJ: obj, "captions.level": level}, seed, "done"))
+            common = 0.9 - 0.01 * seed
+            counter = common - drop - 0.01 * seed
+            rows += [
+                {"run_id": rid, "eval_set": s, "metric": "acc1", "class_id": -1, "value": v}
+                for s, v in (("common", common), ("counter", counter))
+            ]
+    spec = {
+        "zip": [{OBJ: ["clip", "clip", "supervised"], "captions.level": ["template", "full", "template"]}],
+        "analyses": [{"kind": "spurious_drop", "compare": OBJ}],
+    }
+    summary = write_report(StudyData("unbalanced", spec, runs, rows), tmp_path / "r.html", n_boot=50)
+    (num,) = _numbers(summary, "drop")
+    assert num["level"] == "supervised" and num["ref"] == "clip"
+    assert num["ref_mean"]["value"] == pytest.approx(31.0)  # clip at the template level only
+    assert num["diff"]["value"] == pytest.approx(num["level_mean"]["value"] - num["ref_mean"]["value"])
+    assert num["diff"]["value"] == pytest.approx(-10.0)
+
+
 def test_stratified_difference_is_welch_within_one_stratum_and_removes_stratum_shifts():
     rng = np.random.default_rng(0)
     a, b = rng.normal(5, 1, 4), rng.normal(3, 2, 5)

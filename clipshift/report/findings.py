@@ -257,11 +257,15 @@ class _Context:
                 if c[value_key(lv)] and c[value_key(ref)]
             ]
             pairs = [([values[i] for i in a], [values[i] for i in b]) for a, b in id_pairs]
-            extra = line.variance([id_pairs[i] for i in usable_strata(pairs)]) if line else (0.0, math.inf)
+            used = usable_strata(pairs)
+            extra = line.variance([id_pairs[i] for i in used]) if line else (0.0, math.inf)
             diff = stratified_difference(pairs, self.ci, *extra)
-            comps.append(
-                Comparison(lv, ref, means[value_key(lv)], means[value_key(ref)], diff, len(pairs), axis)
+            # the means quoted beside the difference are those of the runs it compares: when a level
+            # lacks some strata (an unbalanced zip), its other runs are not part of the comparison
+            level_mean, ref_mean = (
+                mean_estimate([v for i in used for v in pairs[i][k]], self.ci) for k in (0, 1)
             )
+            comps.append(Comparison(lv, ref, level_mean, ref_mean, diff, len(pairs), axis))
         return means, comps
 
     def record(self, what: str, comp: Comparison, **extra: Any) -> None:
