@@ -83,6 +83,7 @@ def write_report(
 ) -> ReportSummary:
     out = Path(out_path)
     found = findings(data, ci=ci, n_boot=n_boot)
+    warnings = _copies_warning(data)
     status_line, failed = status_table(data)
     extra = []
     if not any(f.kind == "training_curves" for f in found):
@@ -92,7 +93,7 @@ def write_report(
             extra.append(embed(fig, "Training loss per run. " + curve_summary(data, data.runs)[0]))
     page = Page(
         title=f"clipshift study: {data.name}",
-        meta=_meta(data),
+        meta=_meta(data) + warnings,
         findings=found,
         metric_tables=metric_tables(data, ci),
         status_line=status_line,
@@ -121,7 +122,7 @@ def write_report(
         headlines=[s for f in found for s in f.conclusions],
         supported=[ok for f in found for ok in f.supported],
         findings=found,
-        warnings=_copies_warning(data),
+        warnings=warnings,
     )
 
 
@@ -141,7 +142,7 @@ def _meta(data: StudyData) -> list[str]:
         f"{len(data.runs)} runs; factors varied: {', '.join(axes) or 'none'}; seeds: "
         f"{', '.join(str(s) for s in seeds) or 'n/a'}."
     )
-    return lines + _copies_warning(data)
+    return lines
 
 
 def _copies_warning(data: StudyData) -> list[str]:
