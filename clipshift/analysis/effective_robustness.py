@@ -197,9 +197,24 @@ def bootstrap_band(
 
     The reference models are resampled with replacement `n_boot` times (as the testbed does, 1000×).
     """
+    slopes, intercepts = bootstrap_lines(x_acc, y_acc, kind, n_boot, seed, eps, clip)
+    return lines_band(slopes, intercepts, grid_x, kind, ci, eps, clip)
+
+
+def lines_band(
+    slopes: ArrayLike,
+    intercepts: ArrayLike,
+    grid_x: ArrayLike,
+    kind: str = "logit",
+    ci: float = 0.95,
+    eps: float = DEFAULT_EPS,
+    clip: bool = True,
+) -> tuple[FloatArray, FloatArray]:
+    """Pointwise percentile band (lo, hi), in percent, over `grid_x` of lines already fitted (e.g. the
+    resamples of `bootstrap_lines`)."""
     if not 0.0 < ci < 1.0:
         raise ValueError(f"ci must be in (0, 1), got {ci}")
-    slopes, intercepts = bootstrap_lines(x_acc, y_acc, kind, n_boot, seed, eps, clip)
+    slopes, intercepts = np.asarray(slopes, dtype=float), np.asarray(intercepts, dtype=float)
     zg = transform(grid_x, kind, eps, clip).ravel()
     lines = slopes[:, None] * zg[None, :] + intercepts[:, None]
     alpha = (1 - ci) / 2

@@ -139,6 +139,8 @@ class LineReplicates:
     columns: dict[str, int]
     values: np.ndarray
     dof: float
+    slopes: np.ndarray  # the refitted lines themselves (transformed axes), for the figure's band
+    intercepts: np.ndarray
 
     def variance(self, strata: Sequence[tuple[Sequence[str], Sequence[str]]]) -> tuple[float, float]:
         """Variance across replicates of the stratified difference (as `stratified_difference` forms
@@ -432,7 +434,7 @@ def _effective_robustness(ctx: _Context) -> None:
                 f"{y}: the line's runs span only {num(float(np.ptp(base_x)))} points of {a.x} accuracy, so "
                 "its slope is poorly determined; effective robustness far from them is an extrapolation."
             )
-        f.figures.append(_er_figure(ctx, ref, fit, y, in_line))
+        f.figures.append(_er_figure(ctx, ref, fit, y, in_line, line))
 
 
 def _line_replicates(ref: ReferenceSet, kind: str, n_boot: int) -> LineReplicates:
@@ -442,26 +444,23 @@ def _line_replicates(ref: ReferenceSet, kind: str, n_boot: int) -> LineReplicate
     zx = er.transform(ref.x, kind)
     predicted = er.inverse_transform(slopes[:, None] * zx[None, :] + intercepts[:, None], kind)
     columns = {m: j for j, m in enumerate(ref.models)}
-    return LineReplicates(columns, ref.y[None, :] - predicted, max(int(on_line.sum()) - 2, 1))
+    dof = max(int(on_line.sum()) - 2, 1)
+    return LineReplicates(columns, ref.y[None, :] - predicted, dof, slopes, intercepts)
 
 
 def _membership(members: set[str], inside: str, outside: str) -> Callable[[Run], Any]:
     return lambda r: inside if r.run_id in members else outside
 
 
-def _er_figure(ctx: _Context, ref: Any, fit: er.Fit, y: str, in_line: set[str]) -> Embedded:
+def _er_figure(
+    ctx: _Context, ref: Any, fit: er.Fit, y: str, in_line: set[str], line: LineReplicates
+) -> Embedded:
     a = ctx.spec
     lo_x, hi_x = float(ref.x.min()), float(ref.x.max())
     pad = max(hi_x - lo_x, 2.0) * 0.1
     grid = np.linspace(max(lo_x - pad, 0.5), min(hi_x + pad, 99.5), 60)
-    band = None
-    try:
-        blo, bhi = er.bootstrap_band(
-            ref.x[ref.is_reference], ref.y[ref.is_reference], grid, a.transform, ctx.n_boot, ctx.ci, seed=0
-        )
-        band = (grid, blo, bhi)
-    except UserError:
-        pass
+    # the band of the same refitted lines whose spread widens the ER intervals
+    band = (grid, *er.lines_band(line.slopes, line.intercepts, grid, a.transform, ctx.ci))
     by_id = {r.run_id: r for r in ctx.runs}
     highlight: dict[str, tuple[list[float], list[float]]] = {}
     for m, x, yy in zip(ref.models, ref.x.tolist(), ref.y.tolist()):

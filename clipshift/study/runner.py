@@ -13,6 +13,7 @@ import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,8 @@ def _reconcile(
         d = ex.run_path(out, r.run_id)
         rel = str(d.relative_to(out))
         row = known.get(r.run_id)
+        # every state of this run is recorded under the same identity; only status and its details vary
+        record = partial(store.upsert_run, r.run_id, study=name, factors=r.factors, seed=r.seed, run_dir=rel)
         marker = ex.read_json(d / ex.DONE)
         if marker is not None:
             done.append(r)
@@ -158,13 +161,8 @@ def _reconcile(
                 rows = ex.read_rows(d)
                 if rows is not None:
                     store.add_results(r.run_id, rows)
-                store.upsert_run(
-                    r.run_id,
-                    study=name,
-                    factors=r.factors,
-                    seed=r.seed,
+                record(
                     status="done",
-                    run_dir=rel,
                     git_rev=marker.get("git_rev"),
                     wall_s=marker.get("wall_s"),
                     samples_per_s=marker.get("samples_per_s"),
@@ -175,18 +173,10 @@ def _reconcile(
             reason = str(failed.get("reason") or "failed")
             failures.append({"run_id": r.run_id, "factors": r.factors, "seed": r.seed, "reason": reason})
             if row is None or row["status"] != "failed" or row["factors"] != r.factors:
-                store.upsert_run(
-                    r.run_id,
-                    study=name,
-                    factors=r.factors,
-                    seed=r.seed,
-                    status="failed",
-                    reason=reason,
-                    run_dir=rel,
-                )
+                record(status="failed", reason=reason)
             continue
         todo.append(r)
-        store.upsert_run(r.run_id, study=name, factors=r.factors, seed=r.seed, status="pending", run_dir=rel)
+        record(status="pending")
     return todo, done, failures
 
 
