@@ -195,11 +195,12 @@ def test_zero_shot_run_end_to_end(clip_run):
     assert {"nc1", "prototype_coherence"} <= iid.metrics.keys()
     assert "nc1" not in by["counter", "zeroshot_classification"].metrics
     rows = iid.rows()
-    assert ("iid", "acc1", -1, iid.metrics["acc1"]) in rows
-    assert [r for r in rows if r[1] == "class_acc"] == [
-        ("iid", "class_acc", c, v) for c, v in enumerate(iid.per_class["class_acc"])
+    zs = "zeroshot_classification"
+    assert ("iid", zs, "acc1", -1, iid.metrics["acc1"]) in rows
+    assert [r for r in rows if r[2] == "class_acc"] == [
+        ("iid", zs, "class_acc", c, v) for c, v in enumerate(iid.per_class["class_acc"])
     ]
-    assert all(len(r) == 4 and isinstance(r[2], int) for r in rows)
+    assert all(len(r) == 5 and isinstance(r[3], int) for r in rows)
     train_res = by["train", "zeroshot_classification"]
     final = json.loads((clip_run / "final.json").read_text())
     assert train_res.per_class["class_count"] == final["class_counts"] and sum(final["class_counts"]) == 1280
@@ -218,6 +219,53 @@ def test_classifier_run_uses_its_head(sup_run):
     assert tasks["linear_probe"].metrics["probe_wd"] in WD_GRID
     assert 0 <= tasks["classification"].metrics["prototype_coherence"] <= 1
     assert results[-1].dataset == "train" and results[-1].task == "classification"
+
+
+def test_zero_shot_scores_the_whole_set_whether_or_not_a_probe_runs(clip_run, exports):
+    """On a set without a training split (and no world to draw probe samples from), a probe learns from a
+    stratified half and scores the other half; zero-shot always scores the whole set, so toggling a probe
+    cannot change zero-shot numbers."""
+    from clipshift.evaluate import evaluate_dataset
+
+    model = open_model(clip_run)
+    data = load_eval_data(f"imagefolder:{exports['imagefolder']}", model.image_size)
+    templates = resolve_templates("world")
+    zs = "zeroshot_classification"
+    (alone,), _, _ = evaluate_dataset(model, data, [zs], templates, min_group_size=1)
+    both, _, _ = evaluate_dataset(model, data, [zs, "linear_probe", "knn"], templates, min_group_size=1)
+    by = {r.task: r for r in both}
+    assert set(by) == {zs, "linear_probe", "knn"}
+    assert by[zs].metrics == alone.metrics and alone.metrics["n"] == 150
+    for task in ("linear_probe", "knn"):
+        info = by[task].info
+        assert info["probe_test_n"] == by[task].metrics["n"] == 75  # 3 classes x 50: 25 each learn
+        assert "stratified half, 75 of 150 images" in info["probe_train"]
+    # a world run's probe learns from fresh world samples and scores every image of the set
+    spec = f"imagefolder:{exports['imagefolder']}"
+    res = evaluate_run(clip_run, EvalConfig(sets=[spec], linear_probe=True, probe_n=90, min_group_size=1))
+    lp = next(r for r in res if r.task == "linear_probe")
+    assert lp.metrics["n"] == lp.info["probe_test_n"] == 150 and lp.info["probe_train"].startswith(
+        "world:iid["
+    )
+
+
+def test_in_memory_zero_shot_weights_follow_the_weights():
+    """Zero-shot weights of an in-memory model are cached by the weights' content: a model trained further
+    (same object) gets new weights, the same weights again hit the cache."""
+    from clipshift.evaluate import from_module, zeroshot_weights
+    from clipshift.models import ModelConfig, build_clip
+    from clipshift.models.text import build_tokenizer
+
+    tok = build_tokenizer("vocab", None, ["a photo of a zorp", "a photo of a blick"])
+    module = build_clip(ModelConfig(tokenizer="vocab"), tok)
+    model = from_module(module, tok)
+    names, templates = ["zorp", "blick"], ["a photo of a {}"]
+    before = zeroshot_weights(model, names, templates)
+    assert zeroshot_weights(model, names, templates) is before  # unchanged weights: a cache hit
+    with torch.no_grad():
+        module.text_projection.mul_(-1.0)  # as an optimiser step would, in place
+    after = zeroshot_weights(model, names, templates)
+    assert torch.allclose(after, -before, atol=1e-5)
 
 
 def test_world_export_layouts(clip_run, world, exports):

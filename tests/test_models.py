@@ -255,8 +255,15 @@ def test_cosine_head_logit_scale_init_and_clamp():
     logits = head(feats)
     cos = F.normalize(feats, dim=-1) @ F.normalize(head.weight, dim=-1).T
     assert torch.allclose(logits, cos / 0.07, atol=1e-4)
+    # the cap of 100 is kept on the parameter after each optimiser step (as open_clip_train and Wen et al.
+    # do), not in the forward pass, where it would zero the gradient above the cap
+    from clipshift.train.schedule import clamp_logit_scales
+
     with torch.no_grad():
-        head.logit_scale.fill_(7.0)  # e^7 ≈ 1097: the effective scale stops at 100
+        head.logit_scale.fill_(7.0)  # e^7 ≈ 1097
+    head(feats).sum().backward()
+    assert head.logit_scale.grad is not None and head.logit_scale.grad.abs() > 0
+    clamp_logit_scales(clf)
     assert torch.isclose(head.scale(), torch.tensor(100.0))
     assert torch.allclose(head(feats), 100 * cos, atol=1e-4)
 

@@ -62,9 +62,13 @@ def test_clip_loss_is_open_clips_and_symmetric_infonce():
     target = torch.arange(16)
     manual = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
     assert abs(loss.item() - manual.item()) < 1e-5
-    # a scale above CLIP's cap of 100 counts as 100, like open_clip's in-place clamp
-    big = obj({"image_features": img, "text_features": txt, "logit_scale": torch.tensor(500.0)}, None, gen())
-    assert torch.allclose(big, ClipLoss()(img, txt, torch.tensor(100.0)), atol=1e-6)
+    # the loss takes the scale as given, with its gradient: the cap of 100 is kept on the parameter by the
+    # trainer after each step, as open_clip_train does (a clamp here would zero the gradient past 100)
+    big = torch.tensor(150.0, requires_grad=True)
+    loss_big = obj({"image_features": img, "text_features": txt, "logit_scale": big}, None, gen())
+    assert torch.allclose(loss_big, ClipLoss()(img, txt, torch.tensor(150.0)), atol=1e-5)
+    loss_big.backward()
+    assert big.grad is not None and big.grad.abs() > 0
 
 
 def test_siglip_loss_is_open_clips_and_pairwise_sigmoid():

@@ -27,6 +27,7 @@ N_CLASSES = 12
 # the effects planted in the synthetic study (accuracy points)
 TRUE_DROP = {"clip": 20.0, "supervised": 40.0}
 TRUE_ER = {"clip": 6.0, "supervised": 0.0}
+PROBE_GAIN = 0.15
 
 
 def make_study(
@@ -94,6 +95,9 @@ def make_study(
                     ("counter", "acc1", -1, counter),
                     ("iid", "acc5", -1, min(x + 0.15, 1.0)),
                 ]
+                # a linear probe on the same sets: its acc1 is another quantity (planted 30 points higher
+                # on iid) and must never mix with the model's own
+                probe_rows = [("iid", "acc1", -1, min(x + PROBE_GAIN, 1.0)), ("sketch", "acc1", -1, sketch)]
                 logf = np.log(freq)
                 class_acc = np.clip(
                     x + tail_slope[obj] * (logf - logf.mean()) + rng.normal(0, 0.02 * noise, N_CLASSES), 0, 1
@@ -119,7 +123,12 @@ def make_study(
                     wall_s=12.0,
                     samples_per_s=900.0,
                 )
-                store.add_results(run_id, rows)
+                own = "zeroshot_classification" if obj == "clip" else "classification"
+                store.add_results(
+                    run_id,
+                    [(es, own, m, c, v) for es, m, c, v in rows]
+                    + [(es, "linear_probe", m, c, v) for es, m, c, v in probe_rows],
+                )
                 with open(run_dir / "metrics.jsonl", "w") as fh:
                     for step in range(10, 101, 10):
                         loss = (3.0 if obj == "clip" else 2.0) * math.exp(-step / 60) + 0.1
@@ -236,6 +245,31 @@ def test_html_is_self_contained_and_embeds_the_figures(effect_report):
     assert "loss became NaN at step 40" in html  # the failed run and its reason
     assert "<details>" in html and "grid:" in html  # the spec, collapsible
     assert "acc1 (%)" in html and " ± " in html  # the metric table
+
+
+def test_a_probes_results_stay_apart_from_the_models_own(effect_report, tmp_path):
+    """The planted linear probe (iid 15 points above the model's own classifier) has its own table, and
+    analyses read the model's own predictions unless they ask for the probe's."""
+    from clipshift.report.data import load_study
+
+    summary, html = effect_report
+    assert "acc1 (%), linear probe" in html and "acc1 (%)</" in html
+    data = load_study(summary.path.parent / "study")
+    own, probe = data.scalar("iid", "acc1"), data.scalar("iid", "acc1", "linear_probe")
+    assert own.keys() == probe.keys() and len(own) == 18
+    assert all(abs(probe[r] - min(own[r] + PROBE_GAIN, 1.0)) < 1e-12 for r in own)
+    assert data.tasks() == ["own", "linear_probe"]
+    # an analysis of the probe (on a copy of the study): its default title says so
+    import shutil
+
+    copy = tmp_path / "study"
+    shutil.copytree(summary.path.parent / "study", copy)
+    spec = yaml.safe_load((copy / "study.yaml").read_text())
+    spec["analyses"] = [{"kind": "metrics", "compare": OBJ, "task": "linear_probe"}]
+    with ResultsStore(copy / "results.sqlite") as store:
+        store.set_meta("spec", spec)
+    (f,) = build_report(copy, tmp_path / "probe.html", n_boot=50).findings
+    assert f.title.endswith("(linear probe)")
 
 
 def test_the_same_study_gives_the_same_report_bytes(tmp_path, monkeypatch):

@@ -17,7 +17,8 @@ from clipshift.cli.main import main
 from clipshift.study import ResultsStore, load_study, plan, run_study, study_status
 from clipshift.study.execute import LOCK
 
-# Two tiny CLIP-family runs. threads: 1 fixes the CPU numerics, so every executor must give the same table.
+# Two tiny CLIP-family runs with a linear probe beside zero-shot. The threads are left to the planner,
+# which fixes them in each run's config (2): every executor must then give the same table.
 TINY = {
     "name": "tiny",
     "base": {
@@ -26,8 +27,7 @@ TINY = {
         "optim": {"batch_size": 64},
         "checkpoint_every": 2,
         "log_every": 2,
-        "threads": 1,
-        "eval": {"sets": ["iid", "counter"], "n_per_set": 120},
+        "eval": {"sets": ["iid", "counter"], "n_per_set": 120, "linear_probe": True, "probe_n": 120},
     },
     "grid": {"objective.name": ["clip", "siglip"]},
     "seeds": [0],
@@ -36,7 +36,7 @@ TINY = {
 
 @pytest.fixture(autouse=True)
 def _keep_torch_threads():
-    n = torch.get_num_threads()  # runs set threads: 1 in this process; later tests expect the default
+    n = torch.get_num_threads()  # runs set their own threads in this process; later tests expect the default
     yield
     torch.set_num_threads(n)
 
@@ -84,8 +84,17 @@ def test_reference_study_layout_store_and_rerun_skips(reference, capsys):
     assert first["factors"] == {"objective.name": "clip"} and first["seed"] == 0
     assert first["run_dir"] == f"runs/{runs[0].run_id}" and first["wall_s"] > 0 and first["samples_per_s"] > 0
     rows = table(reference)
-    metrics = {(r["eval_set"], r["metric"]) for r in rows if r["class_id"] == -1}
-    assert {("iid", "acc1"), ("counter", "acc1")} <= metrics
+    metrics = {(r["eval_set"], r["task"], r["metric"]) for r in rows if r["class_id"] == -1}
+    zs, lp = "zeroshot_classification", "linear_probe"
+    assert {
+        ("iid", zs, "acc1"),
+        ("counter", zs, "acc1"),
+        ("iid", lp, "acc1"),
+        ("counter", lp, "acc1"),
+    } <= metrics
+    for r in runs:  # the run trained and evaluated with the thread count its config fixes
+        final = json.loads((reference / "runs" / r.run_id / "final.json").read_text())
+        assert r.config.threads == final["threads"] == 2
     assert all(r["study"] == "tiny" for r in rows) and {r["run_id"] for r in rows} == set(meta)
 
     stamp = {r.run_id: (reference / "runs" / r.run_id / "done").stat().st_mtime_ns for r in runs}
@@ -157,7 +166,7 @@ def test_ray_cluster_on_loopback_runs_the_study_with_the_same_table(reference, t
 
     spec = write_spec(tmp_path / "study.yaml", TINY)
     out = tmp_path / "ray"
-    cluster = RayExecutor(None, 2, {"num_cpus": 1.0, "num_gpus": 0.0})  # starts a local instance
+    cluster = RayExecutor(None, 2)  # starts a local instance
     try:
         import ray
 

@@ -10,6 +10,7 @@ import yaml
 from clipshift.cli.main import main
 from clipshift.errors import UserError
 from clipshift.study import HASH_EXCLUDE, load_study, parse_study, plan, resolve, run_id
+from clipshift.study.spec import DEFAULT_RUN_THREADS
 
 SPEC = {
     "name": "bg",
@@ -72,10 +73,13 @@ def test_run_ids_are_hashes_of_the_resolved_config():
     r = a[0]
     assert r.run_id == run_id(r.config) and len(r.run_id) == 12 and int(r.run_id, 16) >= 0
     # fields that cannot change results are not part of the id ...
-    assert set(HASH_EXCLUDE) >= {"log_every", "threads", "checkpoint_every"}
-    quiet = r.config.model_copy(update={"log_every": 99, "threads": 3, "checkpoint_every": 7})
+    assert set(HASH_EXCLUDE) >= {"log_every", "checkpoint_every"}
+    quiet = r.config.model_copy(update={"log_every": 99, "checkpoint_every": 7})
     assert run_id(quiet) == r.run_id
-    # ... everything else is
+    # ... everything else is, the thread count included (on CPU it changes the last bits of the numbers):
+    # a run leaves the planner with a fixed count, so every executor and machine runs it identically
+    assert r.config.threads == DEFAULT_RUN_THREADS and "threads" not in HASH_EXCLUDE
+    assert run_id(r.config.model_copy(update={"threads": 3})) != r.run_id
     assert run_id(r.config.model_copy(update={"epochs": 3})) != r.run_id
     assert (
         run_id(r.config.model_copy(update={"eval": r.config.eval.model_copy(update={"n_per_set": 5})}))
@@ -222,3 +226,31 @@ def test_executor_choices_and_ray_resource_requests():
         make_executor("local", workers=2)
     with pytest.raises(UserError, match="choose from local, process, ray"):
         make_executor("slurm")
+    local = make_executor("local")
+    assert local.in_process and not make_executor("process", workers=1).in_process
+
+
+def _task(threads: int, device: str = "auto"):
+    from clipshift.study.execute import RunTask
+
+    return RunTask(f"r{threads}", {"threads": threads, "device": device}, {}, 0, "s", "/nowhere")
+
+
+def test_ray_slots_come_from_each_runs_own_resources():
+    """A heterogeneous study on a 4-CPU cluster: whether a run may start depends on its own threads and
+    those of the runs in flight, not on the first run's; a run that can never fit is refused, not queued."""
+    from clipshift.study.executors import RayExecutor
+
+    ray_ex = object.__new__(RayExecutor)  # the scheduling logic without starting a cluster
+    ray_ex.slots, ray_ex._total, ray_ex._refused = 1_000_000, {"CPU": 4.0}, []
+    one, two, three = _task(1), _task(2), _task(3)
+    assert ray_ex.can_start(three, [])  # an idle cluster takes any run that fits it
+    assert ray_ex.can_start(two, [two]) and not ray_ex.can_start(three, [two])
+    assert ray_ex.can_start(one, [three]) and not ray_ex.can_start(one, [two, two])
+    assert not ray_ex.can_start(one, [_task(1, "cuda")])  # no GPU on this cluster
+    ray_ex.submit(_task(8))
+    (refused,) = ray_ex.wait()
+    assert refused.status == "failed" and "needs 8 CPU" in (refused.reason or "")
+    assert "the cluster has 4" in (refused.reason or "")
+    ray_ex.slots = 1  # --workers 1 caps the runs at once whatever their size
+    assert not ray_ex.can_start(one, [one])

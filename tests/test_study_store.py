@@ -35,11 +35,17 @@ def fill(store: ResultsStore) -> None:
         status="failed",
         reason="boom",
     )
+    zs = "zeroshot_classification"
     store.add_results(
-        "a", [("iid", "acc1", -1, 0.5), ("iid", "class_acc", 0, 0.25), ("iid", "class_acc", 1, math.nan)]
+        "a",
+        [
+            ("iid", zs, "acc1", -1, 0.5),
+            ("iid", zs, "class_acc", 0, 0.25),
+            ("iid", zs, "class_acc", 1, math.nan),
+        ],
     )
-    store.add_results("b", [("iid", "acc1", -1, 0.75)])
-    store.add_results("c", [("iid", "acc1", -1, 0.1)])  # a failed run's rows are not results
+    store.add_results("b", [("iid", "classification", "acc1", -1, 0.75)])
+    store.add_results("c", [("iid", zs, "acc1", -1, 0.1)])  # a failed run's rows are not results
 
 
 def test_store_api(tmp_path):
@@ -51,16 +57,25 @@ def test_store_api(tmp_path):
         assert runs["a"]["factors"] == {"objective.name": "clip", "data.n": 1} and runs["a"]["wall_s"] == 1.5
         assert runs["c"]["status"] == "failed" and runs["c"]["reason"] == "boom" and runs["a"]["updated"]
         rows = store.results()
-        assert [(r["run_id"], r["eval_set"], r["metric"], r["class_id"]) for r in rows] == [
-            ("a", "iid", "acc1", -1),
-            ("a", "iid", "class_acc", 0),
-            ("a", "iid", "class_acc", 1),
-            ("b", "iid", "acc1", -1),
+        assert [(r["run_id"], r["eval_set"], r["task"], r["metric"], r["class_id"]) for r in rows] == [
+            ("a", "iid", "zeroshot_classification", "acc1", -1),
+            ("a", "iid", "zeroshot_classification", "class_acc", 0),
+            ("a", "iid", "zeroshot_classification", "class_acc", 1),
+            ("b", "iid", "classification", "acc1", -1),
         ]
         assert rows[0]["factors"] == {"objective.name": "clip", "data.n": 1} and rows[0]["study"] == "s"
         assert rows[0]["seed"] == 0 and math.isnan(rows[2]["value"])
-        store.add_results("a", [("iid", "acc1", -1, 0.9)])  # replaces the run's rows
+        store.add_results(
+            "a", [("iid", "zeroshot_classification", "acc1", -1, 0.9)]
+        )  # replaces the run's rows
         assert [r["value"] for r in store.results() if r["run_id"] == "a"] == [0.9]
+        # the same set, metric and class from two tasks are two results (a probe's acc1 is not zero-shot's)
+        both = [("iid", "zeroshot_classification", "acc1", -1, 0.4), ("iid", "linear_probe", "acc1", -1, 0.8)]
+        store.add_results("a", both)
+        assert sorted((r["task"], r["value"]) for r in store.results() if r["run_id"] == "a") == [
+            ("linear_probe", 0.8),
+            ("zeroshot_classification", 0.4),
+        ]
         store.set_status("a", "running")
         assert all(r["run_id"] != "a" for r in store.results())  # only done runs have results
         store.remove_runs(["a"])
@@ -80,7 +95,8 @@ WRITER = textwrap.dedent(
     for i in range(25):
         rid = f"w{w}-{i}"
         store.upsert_run(rid, study="s", factors={"w": w, "i": i}, seed=w, status="running")
-        rows = [("iid", "acc1", -1, i / 100), *[("iid", "class_acc", c, c / 10) for c in range(20)]]
+        zs = "zeroshot_classification"
+        rows = [("iid", zs, "acc1", -1, i / 100), *[("iid", zs, "class_acc", c, c / 10) for c in range(20)]]
         store.add_results(rid, rows)
         store.upsert_run(rid, study="s", factors={"w": w, "i": i}, seed=w, status="done", wall_s=0.1)
         store.set_meta(f"writer{w}", i)
@@ -113,9 +129,11 @@ def test_export_csv_and_parquet(tmp_path, capsys):
     assert "4 rows" in capsys.readouterr().err
     with open(tmp_path / "t.csv") as f:
         rows = list(csv.reader(f))
-    cols = ["study", "run_id", "objective.name", "data.n", "seed", "eval_set", "metric", "class_id", "value"]
+    cols = ["study", "run_id", "objective.name", "data.n", "seed", "eval_set", "task", "metric", "class_id"]
+    cols.append("value")
     assert rows[0] == cols
-    assert rows[1] == ["s", "a", "clip", "1", "0", "iid", "acc1", "-1", "0.5"] and rows[3][-1] == "nan"
+    zs = "zeroshot_classification"
+    assert rows[1] == ["s", "a", "clip", "1", "0", "iid", zs, "acc1", "-1", "0.5"] and rows[3][-1] == "nan"
     assert len(rows) == 5
 
     pq = pytest.importorskip("pyarrow.parquet")
@@ -123,6 +141,24 @@ def test_export_csv_and_parquet(tmp_path, capsys):
     table = pq.read_table(tmp_path / "t.parquet").to_pylist()
     assert list(table[0]) == cols and table[0]["data.n"] == 1 and table[3]["objective.name"] == "supervised"
     assert [r["value"] for r in table][:2] == [0.5, 0.25]
+
+
+def test_a_store_from_before_tasks_is_migrated(tmp_path):
+    """An old store (results without a task column) opens: its rows are dropped, to be re-imported from the
+    run directories by the next `study run`, and new rows with tasks go in."""
+    db = sqlite3.connect(tmp_path / "results.sqlite")
+    db.execute(
+        "CREATE TABLE results (run_id TEXT NOT NULL, eval_set TEXT NOT NULL, metric TEXT NOT NULL, "
+        "class_id INTEGER NOT NULL, value REAL, PRIMARY KEY (run_id, eval_set, metric, class_id))"
+    )
+    db.execute("INSERT INTO results VALUES ('a', 'iid', 'acc1', -1, 0.5)")
+    db.commit()
+    db.close()
+    with ResultsStore(tmp_path / "results.sqlite") as store:
+        assert store.result_count("a") == 0
+        store.upsert_run("a", study="s", factors={}, seed=0, status="done")
+        store.add_results("a", [("iid", "knn", "acc1", -1, 0.5)])
+        assert [r["task"] for r in store.results()] == ["knn"]
 
 
 def test_export_errors(tmp_path, monkeypatch):

@@ -1,6 +1,7 @@
 """One training run: run directory contents, determinism, resume, failure records, DDP."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from clipshift.cli.main import main
 from clipshift.errors import UserError
@@ -77,6 +79,99 @@ def test_resume_after_interruption_gives_identical_weights(tmp_path, objective):
     steps = [json.loads(x)["step"] for x in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps)) and steps[-1] == 12  # one continuous log across the interruption
     assert not (tmp_path / "resumed" / "checkpoints" / "latest.pt").exists()
+
+
+def log(run: Path) -> list[dict]:
+    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_a_crash_between_checkpoints_leaves_each_step_logged_once(tmp_path, monkeypatch):
+    """Checkpoints every 3 steps, a log line every 2: killed after logging step 8 (last checkpoint: step 6),
+    the resumed run drops the lines after its checkpoint and logs 8 again, once, with the same loss."""
+    c = cfg(epochs=2, checkpoint_every=3)
+    train(c, tmp_path / "full", progress=False)
+    real = run_mod._step
+    calls = {"n": 0}
+
+    def dies_at_step_9(*args, **kw):
+        calls["n"] += 1
+        if calls["n"] == 9:
+            raise KeyboardInterrupt  # as a kill would, with no checkpoint written
+        return real(*args, **kw)
+
+    monkeypatch.setattr(run_mod, "_step", dies_at_step_9)
+    with pytest.raises(KeyboardInterrupt):
+        train(c, tmp_path / "r", progress=False)
+    assert [x["step"] for x in log(tmp_path / "r")] == [2, 4, 6, 8]
+    monkeypatch.setattr(run_mod, "_step", real)
+    train(c, tmp_path / "r", progress=False)
+    resumed, full = log(tmp_path / "r"), log(tmp_path / "full")
+    assert [x["step"] for x in resumed] == [2, 4, 6, 8, 10, 12]
+    assert [x["loss"] for x in resumed] == [x["loss"] for x in full]
+    assert same_weights(weights(tmp_path / "full"), weights(tmp_path / "r"))
+
+
+def test_resume_refuses_another_config_but_not_another_logging_interval(tmp_path, capsys):
+    c = cfg(epochs=2, checkpoint_every=2)
+    assert train(c, tmp_path / "r", progress=False, stop_after=3)["status"] == "interrupted"
+    changed = c.model_copy(update={"optim": c.optim.model_copy(update={"lr": 1e-3})})
+    with pytest.raises(UserError) as err:
+        train(changed, tmp_path / "r", progress=False)
+    msg = str(err.value)
+    assert "holds an interrupted run with another config (optim.lr: 0.002 there, 0.001 now)" in msg
+    assert "--no-resume" in msg and "\n" not in msg
+    assert (tmp_path / "r" / "checkpoints" / "latest.pt").exists()  # nothing was lost
+    assert yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())["optim"]["lr"] == 0.002
+    # logging and checkpoint intervals cannot change the numbers: the run resumes
+    relogged = c.model_copy(update={"log_every": 3, "checkpoint_every": 5})
+    rec = train(relogged, tmp_path / "r", progress=False)
+    assert rec["status"] == "done" and "resuming" in capsys.readouterr().err
+    train(c, tmp_path / "full", progress=False)
+    assert same_weights(weights(tmp_path / "full"), weights(tmp_path / "r"))
+    assert rec["threads"] == 2  # the thread count the run trained with
+
+
+@pytest.mark.parametrize("objective", ["clip", "supervised-cosine"])
+def test_logit_scale_is_clamped_on_the_parameter_after_each_step(tmp_path, monkeypatch, objective):
+    """Started above ln 100, the learnable scale is brought back to ln 100 by the in-place clamp after the
+    first step (as open_clip_train does) and keeps a gradient, so it can move below the cap again; the
+    logged scale never exceeds 100. (A clamp in the forward pass left it above ln 100 forever.)"""
+    real = run_mod._build
+
+    def build_hot(*args, **kw):
+        setup = real(*args, **kw)
+        for name, p in setup.parameters.named_parameters():
+            if name.endswith("logit_scale"):
+                with torch.no_grad():
+                    p.fill_(math.log(100) + 1.0)
+        return setup
+
+    monkeypatch.setattr(run_mod, "_build", build_hot)
+    train(cfg(objective={"name": objective}, log_every=1), tmp_path / "r", progress=False)
+    scales = [x["logit_scale"] for x in log(tmp_path / "r")]
+    assert len(scales) == 6 and max(scales) <= 100.0 + 1e-3
+    final = [v for k, v in weights(tmp_path / "r").items() if k.endswith("logit_scale")]
+    assert len(final) == 1 and float(final[0]) <= math.log(100) + 1e-6
+
+
+def test_weight_decay_groups_follow_open_clip_train():
+    """open_clip_train (main.py) exempts p.ndim < 2 and names with bn/ln/bias/logit_scale from weight
+    decay; embeddings (token, positional) decay like any matrix."""
+    from clipshift.models import ModelConfig, build_clip
+    from clipshift.models.text import build_tokenizer
+    from clipshift.train.schedule import param_groups
+
+    model = build_clip(ModelConfig(), build_tokenizer("openclip", None))
+    groups = param_groups(model, 0.1)
+    no_decay = {id(p) for p in groups[0]["params"]}
+
+    def open_clip_exempts(n: str, p: torch.Tensor) -> bool:
+        return p.ndim < 2 or "bn" in n or "ln" in n or "bias" in n or "logit_scale" in n
+
+    for name, p in model.named_parameters():
+        assert (id(p) in no_decay) == open_clip_exempts(name, p), name
+    names = {n for n, p in model.named_parameters() if id(p) not in no_decay}
+    assert {"token_embedding.weight", "positional_embedding"} <= names
 
 
 def test_non_finite_loss_stops_with_a_record(tmp_path, monkeypatch):
@@ -151,8 +246,13 @@ def test_cli_train_and_bad_flag(tmp_path, capsys):
     again = capsys.readouterr()
     assert json.loads(again.out)["status"] == "done" and "already holds this finished run" in again.err
     assert final.stat().st_mtime_ns == mtime
-    # another config in the same directory trains (the old record does not stand in for it)
-    assert main([*argv, "--set", "seed=1"]) == 0 and final.stat().st_mtime_ns != mtime
+    # another config in the same directory is refused in one line naming the first difference (the old
+    # run is neither reported for it nor silently replaced); --no-resume trains it
+    assert main([*argv, "--set", "seed=1"]) == 2 and final.stat().st_mtime_ns == mtime
+    err = capsys.readouterr().err.strip()
+    assert "holds a finished run with another config (seed: 0 there, 1 now)" in err and "\n" not in err
+    assert "--no-resume" in err
+    assert main([*argv, "--set", "seed=1", "--no-resume"]) == 0 and final.stat().st_mtime_ns != mtime
     capsys.readouterr()
     assert main(["train", "--out", str(out), "--set", "optim.lr=-1"]) == 2
     err = capsys.readouterr().err.strip()

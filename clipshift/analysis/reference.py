@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from clipshift.analysis.effective_robustness import DEFAULT_EPS, Fit, effective_robustness, fit_line
+from clipshift.analysis.spec import OWN, task_kind
 from clipshift.errors import UserError
 
 TESTBED = "imagenet-testbed"
@@ -332,18 +333,21 @@ def reference_from_rows(
     y_set: str,
     metric: str = "acc1",
     baseline: Mapping[str, Any] | None = None,
+    task: str = OWN,
 ) -> ReferenceSet:
-    """One point per run from tidy result rows `{run_id, factors, seed, eval_set, metric, class_id, value}`.
+    """One point per run from tidy result rows `{run_id, factors, seed, eval_set, task, metric, class_id,
+    value}`.
 
-    Only aggregate rows (class_id −1 or absent) of `metric` count; values are fractions (0–1) and become
-    percentages. `baseline` is a factor filter (`{'objective.name': 'supervised'}`; a list value means
-    any of) selecting the runs that define the line; None or empty: every run.
+    Only aggregate rows (class_id −1 or absent) of `metric` from `task` (a TaskKind; rows without a task
+    are the model's own) count; values are fractions (0–1) and become percentages. `baseline` is a factor
+    filter (`{'objective.name': 'supervised'}`; a list value means any of) selecting the runs that define
+    the line; None or empty: every run.
     """
     per_run: dict[str, dict[str, float]] = {}
     info: dict[str, dict[str, Any]] = {}
     eval_sets: set[str] = set()
     for row in rows:
-        if row.get("metric") != metric:
+        if row.get("metric") != metric or task_kind(row.get("task")) != task:
             continue
         cid = row.get("class_id", -1)
         if cid is not None and int(cid) != -1:

@@ -6,6 +6,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Which classifier a result comes from: the model's own ("own": CLIP zero-shot, a classifier's head, and
+# retrieval) or a probe learnt on its frozen features. A probe's acc1 is not a zero-shot acc1.
+TaskKind = Literal["own", "linear_probe", "knn"]
+OWN: TaskKind = "own"
+TASK_NAMES = {"own": "own classifier", "linear_probe": "linear probe", "knn": "kNN"}
+
+
+def task_kind(task: str | None) -> str:
+    """A result's task (zeroshot_classification, classification, linear_probe, …) as a TaskKind."""
+    return task if task in ("linear_probe", "knn") else OWN
+
+
 AnalysisKind = Literal[
     "effective_robustness", "spurious_drop", "long_tail", "training_curves", "metrics", "theory"
 ]
@@ -17,6 +29,11 @@ class AnalysisSpec(BaseModel):
     kind: AnalysisKind
     title: str | None = Field(None, description="heading in the report (default: from kind)")
     metric: str = Field("acc1", description="the metric analysed")
+    task: TaskKind = Field(
+        "own",
+        description="whose predictions: own (CLIP zero-shot / a classifier's head), linear_probe or knn "
+        "(needs eval.linear_probe / eval.knn)",
+    )
     where: dict[str, Any] = Field(
         default_factory=dict,
         description="factor filter: analyse only the runs matching it, e.g. {'objective.name': 'clip'} "

@@ -118,7 +118,6 @@ def _eval(args: argparse.Namespace) -> int:
         open_model,
         probe_set,
         resolve_templates,
-        split_for_probe,
         to_clip_benchmark_json,
         world_set,
     )
@@ -149,20 +148,16 @@ def _eval(args: argparse.Namespace) -> int:
             probe = probe_set(model, pdata, args.batch_size, args.few_shot, progress)
         elif world is not None:
             pdata = world_set(world, "iid", args.probe_n, start=PROBE_START, image_size=model.image_size)
+            pdata.source = f"world:iid[{PROBE_START}:{PROBE_START + args.probe_n}]"
             probe = probe_set(model, pdata, args.batch_size, args.few_shot, progress)
-            probe.source = f"world:iid[{PROBE_START}:{PROBE_START + args.probe_n}]"
     results = []
     for data in datasets:
-        set_probe = probe
-        if task in ("linear_probe", "knn") and set_probe is None:
-            train_half, data = split_for_probe(data)
-            set_probe = probe_set(model, train_half, args.batch_size, args.few_shot, progress)
         tasks = ["retrieval"] if data.retrieval else [task]
         if task == "retrieval" and not data.retrieval:
             raise UserError(f"--task retrieval: {data.source} has no captions (use a csv: dataset)")
         res, _, _ = evaluate_dataset(
-            model, data, tasks, templates, batch_size=args.batch_size, probe=set_probe, knn_k=args.knn_k,
-            min_group_size=args.min_group_size, progress=progress,
+            model, data, tasks, templates, batch_size=args.batch_size, probe=probe, few_shot_k=args.few_shot,
+            knn_k=args.knn_k, min_group_size=args.min_group_size, progress=progress,
         )  # fmt: skip
         results.extend(res)
     docs = [to_clip_benchmark_json(r, model.name, model.pretrained) for r in results]

@@ -35,8 +35,10 @@ A study file (YAML):
   analyses:
     - {kind: spurious_drop, compare: objective.name}
 
-A run's id is a hash of its resolved config (log_every, checkpoint_every, threads and the image caches
-excluded), so runs are shared by specs that resolve identically. --set PATH=VALUE wins over the profile:
+A run's id is a hash of its resolved config (log_every, checkpoint_every and the image caches excluded),
+so runs are shared by specs that resolve identically. It includes `threads` (default 2): on CPU the
+numbers depend on the thread count, so every executor runs a run with its own count, and under Ray a run
+reserves that many CPUs. --set PATH=VALUE wins over the profile:
 a run-config path (epochs=1, data.n=512) is set into base, a study key (seeds=[0], grid.AXIS=[...],
 zip=[]) edits the study.
 """
@@ -111,7 +113,12 @@ def register(sub: Any) -> None:
         help="local: one run at a time in this process (default); process: a pool of --workers processes; "
         "ray: Ray tasks (pip install 'clipshift[ray]')",
     )
-    p.add_argument("--workers", type=int, help="runs at once (process: default the CPU count; ray: a cap)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="runs at once (process: default CPU count // the runs' threads; ray: a cap, each run "
+        "reserving its own threads)",
+    )
     p.add_argument("--address", metavar="HOST:PORT", help="Ray cluster to join (default: start a local one)")
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     p.add_argument("--quiet", action="store_true", help="no progress lines or bar, only the summary")

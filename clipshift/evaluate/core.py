@@ -110,13 +110,23 @@ def scored_result(
 
 @dataclass
 class ProbeSet:
-    """Frozen features of the samples a linear probe / kNN learns from."""
+    """Frozen features of the samples a linear probe / kNN learns from; `source` says which samples."""
 
     features: torch.Tensor
     labels: np.ndarray
     n_classes: int
     source: str
     probe: LinearProbe | None = None
+
+    @classmethod
+    def of(
+        cls, features: torch.Tensor, labels: np.ndarray, n_classes: int, source: str, few_shot_k: int | None
+    ) -> ProbeSet:
+        if few_shot_k is not None:
+            rows = few_shot(labels, few_shot_k)
+            features, labels = features[torch.as_tensor(rows)], labels[rows]
+            source = f"{source}, {few_shot_k} per class"
+        return cls(features, labels, n_classes, source)
 
     def fitted(self) -> LinearProbe:
         if self.probe is None:
@@ -132,23 +142,24 @@ def probe_set(
     progress: bool = False,
 ) -> ProbeSet:
     feats = image_features(model, data.images, batch_size, progress, desc=f"probe features {data.name}")
-    labels = data.labels
-    if few_shot_k is not None:
-        rows = few_shot(labels, few_shot_k)
-        feats, labels = feats[torch.as_tensor(rows)], labels[rows]
-    return ProbeSet(feats, labels, len(data.class_names), data.source)
+    return ProbeSet.of(feats, data.labels, len(data.class_names), data.source, few_shot_k)
+
+
+def split_rows(labels: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, test rows): a stratified half of each class's labelled rows to learn a probe from,
+    for sets that have no training split of their own; the rest (and unlabelled rows) are scored."""
+    rng = np.random.default_rng([seed, 0x5B])
+    train: list[np.ndarray] = []
+    for c in np.unique(labels[labels >= 0]):
+        rows = rng.permutation(np.flatnonzero(labels == c))
+        train.append(rows[: len(rows) // 2])
+    tr = np.sort(np.concatenate(train)) if train else np.zeros(0, dtype=np.int64)
+    return tr, np.setdiff1d(np.arange(len(labels)), tr)
 
 
 def split_for_probe(data: EvalData, seed: int = 0) -> tuple[EvalData, EvalData]:
-    """(train half, test half) of a labelled set, stratified by class, for probes on sets that have no
-    training split of their own."""
-    rng = np.random.default_rng([seed, 0x5B])
-    train: list[np.ndarray] = []
-    for c in np.unique(data.labels[data.labels >= 0]):
-        rows = rng.permutation(np.flatnonzero(data.labels == c))
-        train.append(rows[: len(rows) // 2])
-    tr = np.sort(np.concatenate(train)) if train else np.zeros(0, dtype=np.int64)
-    te = np.setdiff1d(np.arange(len(data)), tr)
+    """(train half, test half) of a labelled set (see `split_rows`)."""
+    tr, te = split_rows(data.labels, seed)
     return _rows(data, tr, "probe-train"), _rows(data, te, data.name)
 
 
@@ -177,6 +188,7 @@ def evaluate_dataset(
     *,
     batch_size: int = 512,
     probe: ProbeSet | None = None,
+    few_shot_k: int | None = None,
     knn_k: int = 20,
     min_group_size: int = 1,
     progress: bool = False,
@@ -186,13 +198,23 @@ def evaluate_dataset(
     prototypes of the model's own classifier (for representation statistics).
 
     Tasks: `zeroshot_classification` (a classifier answers with its head: task `classification`),
-    `linear_probe`, `knn` (both need `probe`), `retrieval` (CSV sets)."""
+    `linear_probe`, `knn`, `retrieval` (CSV sets). Zero-shot always scores the whole set. A probe learns
+    from `probe` when given, else from a stratified half of this set and scores the other half (its
+    result's info names the split: `probe_train`, `probe_test_n`)."""
     name = name or data.name
     t0 = _now()
     feats = image_features(model, data.images, batch_size, progress, desc=f"eval {name}")
     t_feats = _now() - t0
     results: list[EvalResult] = []
     protos: torch.Tensor | None = None
+    probe_data, probe_feats = data, feats  # what a probe scores
+    if probe is None and any(t in ("linear_probe", "knn") for t in tasks) and not data.retrieval:
+        tr, te = split_rows(data.labels)
+        half = f"{name}: stratified half, {len(tr)} of {len(data)} images (the other half is scored)"
+        probe = ProbeSet.of(
+            feats[torch.as_tensor(tr)], data.labels[tr], len(data.class_names), half, few_shot_k
+        )
+        probe_data, probe_feats = _rows(data, te, name), feats[torch.as_tensor(te)]
     for task in tasks:
         t1 = _now()
         if task == "retrieval" or data.retrieval:
@@ -211,23 +233,19 @@ def evaluate_dataset(
             logits, task_name, protos = class_scores(model, data, feats, templates)
             info = {"templates": templates} if task_name == "zeroshot_classification" else {}
             res = scored_result(name, task_name, logits, data, min_group_size, info)
-        elif task == "linear_probe":
-            if probe is None:
-                raise UserError("linear probe: no training features")
-            lp = probe.fitted()
-            with torch.no_grad():
-                logits = lp.logits(feats)
-            res = scored_result(
-                name, "linear_probe", logits, data, min_group_size, {"probe_train": probe.source}
-            )
-            res.metrics["probe_wd"] = lp.wd
-        elif task == "knn":
-            if probe is None:
-                raise UserError("kNN: no training features")
-            logits = knn_logits(probe.features, probe.labels, feats, probe.n_classes, knn_k)
-            res = scored_result(
-                name, "knn", logits, data, min_group_size, {"probe_train": probe.source, "k": knn_k}
-            )
+        elif task in ("linear_probe", "knn"):
+            assert probe is not None
+            split = {"probe_train": probe.source, "probe_test_n": len(probe_data)}
+            if task == "linear_probe":
+                lp = probe.fitted()
+                with torch.no_grad():
+                    logits = lp.logits(probe_feats)
+            else:
+                logits = knn_logits(probe.features, probe.labels, probe_feats, probe.n_classes, knn_k)
+                split["k"] = knn_k
+            res = scored_result(name, task, logits, probe_data, min_group_size, split)
+            if task == "linear_probe":
+                res.metrics["probe_wd"] = lp.wd
         else:
             raise UserError(
                 f"unknown task {task!r}; choose zeroshot_classification, linear_probe, knn or retrieval"
@@ -255,12 +273,10 @@ def evaluate_model(
     `data`, and the other half is scored)."""
     ts = resolve_templates(templates) if isinstance(templates, str) else list(templates)
     probe = None
-    if task in ("linear_probe", "knn"):
-        if probe_data is None:
-            probe_data, data = split_for_probe(data)
+    if task in ("linear_probe", "knn") and probe_data is not None:
         probe = probe_set(model, probe_data, batch_size, few_shot_k, progress)
     results, _, _ = evaluate_dataset(
-        model, data, [task], ts, batch_size=batch_size, probe=probe, knn_k=knn_k,
+        model, data, [task], ts, batch_size=batch_size, probe=probe, few_shot_k=few_shot_k, knn_k=knn_k,
         min_group_size=min_group_size, progress=progress,
     )  # fmt: skip
     return results[0]
@@ -333,8 +349,8 @@ def evaluate_run(
     shared_probe: ProbeSet | None = None
     if (cfg.linear_probe or cfg.knn) and world is not None:
         pdata = world_set(world, "iid", cfg.probe_n, start=PROBE_START, image_size=model.image_size)
+        pdata.source = f"world:iid[{PROBE_START}:{PROBE_START + cfg.probe_n}]"
         shared_probe = probe_set(model, pdata, cfg.batch_size, cfg.few_shot_k, progress)
-        shared_probe.source = f"world:iid[{PROBE_START}:{PROBE_START + cfg.probe_n}]"
     stats_set = "iid" if "iid" in cfg.sets else (cfg.sets[0] if cfg.sets else None)
     results: list[EvalResult] = []
     for spec in cfg.sets:
@@ -342,14 +358,11 @@ def evaluate_run(
             spec, model.image_size, world=world, n=cfg.n_per_set, group_by=cfg.group_by,
             class_names=cfg.class_names, cache_dir=cfg.cache_dir, progress=progress,
         )  # fmt: skip
-        probe = shared_probe
         set_tasks = ["retrieval"] if data.retrieval else tasks
-        if probe is None and not data.retrieval and (cfg.linear_probe or cfg.knn):
-            train_half, data = split_for_probe(data)
-            probe = probe_set(model, train_half, cfg.batch_size, cfg.few_shot_k, progress)
         res, feats, protos = evaluate_dataset(
-            model, data, set_tasks, templates, batch_size=cfg.batch_size, probe=probe, knn_k=cfg.knn_k,
-            min_group_size=cfg.min_group_size, progress=progress, name=spec,
+            model, data, set_tasks, templates, batch_size=cfg.batch_size, probe=shared_probe,
+            few_shot_k=cfg.few_shot_k, knn_k=cfg.knn_k, min_group_size=cfg.min_group_size,
+            progress=progress, name=spec,
         )  # fmt: skip
         if spec == stats_set and protos is not None and not data.retrieval:
             ok = (data.labels >= 0) & (data.labels < len(data.class_names))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,10 @@ from clipshift.errors import UserError
 
 DEFAULT_MEAN = (0.48145466, 0.4578275, 0.40821073)  # OpenAI CLIP's, the open_clip default
 DEFAULT_STD = (0.26862954, 0.26130258, 0.27577711)
-_ZS_CACHE: dict[str, torch.Tensor] = {}  # zero-shot weights by (checkpoint, class names, templates)
+# zero-shot weights by (weights, class names, templates); bounded: a long session evaluating many models
+# must not keep every classifier it ever built
+_ZS_CACHE: OrderedDict[str, torch.Tensor] = OrderedDict()
+ZS_CACHE_SIZE = 64
 
 
 @dataclass
@@ -151,7 +155,8 @@ def from_module(
     module: nn.Module, tokenizer: Any = None, name: str = "model", class_names: list[str] | None = None
 ) -> EvalModel:
     """Wrap an in-memory model (tests, benchmarks); zero-shot weights are cached in memory only, keyed by
-    the object's identity."""
+    the content of its weights (`weights_key`), so a model trained further, or another model at the same
+    address, never gets stale weights."""
     from clipshift.models.factory import Classifier
 
     module.eval()
@@ -166,8 +171,18 @@ def from_module(
         mean=mean,
         std=std,
         class_names=class_names,
-        key=f"object:{id(module)}",
+        key="",  # in memory: zeroshot_weights keys on the weights' content
     )
+
+
+def weights_key(module: nn.Module) -> str:
+    """A digest of a module's parameters and buffers (names, shapes, dtypes and values)."""
+    h = hashlib.blake2b(digest_size=16)
+    for name, t in module.state_dict().items():
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -221,30 +236,33 @@ def text_features(model: EvalModel, texts: list[str], batch_size: int = 1024) ->
 
 def zeroshot_weights(model: EvalModel, class_names: list[str], templates: list[str]) -> torch.Tensor:
     """(C, D) zero-shot classifier: per class, the renormalised mean of its normalised template
-    embeddings (CLIP's prompt ensemble). Cached in memory and, for run directories, on disk under
-    `<run>/eval_cache/`, keyed by the checkpoint (path, size, mtime), class names and templates."""
+    embeddings (CLIP's prompt ensemble). Cached in memory (bounded) and, for run directories, on disk
+    under `<run>/eval_cache/`, keyed by the weights (a checkpoint's path, size and mtime; an in-memory
+    model's content), class names and templates."""
     from clipshift.models.factory import class_text_embeddings
 
     if model.kind != "clip":
         raise UserError("zero-shot classification needs a CLIP model (this is a classifier)")
+    key = model.key or f"weights:{weights_key(model.module)}"
     digest = hashlib.sha256(
-        json.dumps([model.key, class_names, templates], ensure_ascii=False).encode()
+        json.dumps([key, class_names, templates], ensure_ascii=False).encode()
     ).hexdigest()[:24]
     hit = _ZS_CACHE.get(digest)
     if hit is not None:
+        _ZS_CACHE.move_to_end(digest)
         return hit
     path = model.cache_dir / f"zeroshot-{digest}.pt" if model.cache_dir is not None else None
     if path is not None and path.is_file():
         try:
             w = torch.load(path, map_location="cpu", weights_only=True)
             if isinstance(w, torch.Tensor) and w.shape[0] == len(class_names):
-                _ZS_CACHE[digest] = w
+                _remember(digest, w)
                 return w
         except Exception:
             pass  # a damaged cache file is recomputed
     with torch.inference_mode():
         w = class_text_embeddings(model.module, model.tokenizer, class_names, templates).clone()
-    _ZS_CACHE[digest] = w
+    _remember(digest, w)
     if path is not None:
         from clipshift.train.checkpoint import atomic_save
 
@@ -254,3 +272,9 @@ def zeroshot_weights(model: EvalModel, class_names: list[str], templates: list[s
         except OSError:
             pass  # a read-only run directory still evaluates; only the cache is lost
     return w
+
+
+def _remember(digest: str, w: torch.Tensor) -> None:
+    _ZS_CACHE[digest] = w
+    while len(_ZS_CACHE) > ZS_CACHE_SIZE:
+        _ZS_CACHE.popitem(last=False)

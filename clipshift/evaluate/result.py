@@ -11,6 +11,25 @@ import numpy as np
 TASKS = ("zeroshot_classification", "classification", "linear_probe", "knn", "zeroshot_retrieval")
 
 
+Row = tuple[str, str, str, int, float]  # (eval_set, task, metric, class_id, value)
+
+
+def result_rows(
+    dataset: str, task: str, metrics: dict[str, Any], per_class: dict[str, list[Any]]
+) -> list[Row]:
+    """Tidy rows of one result: class_id −1 for scalar metrics, the class index for per-class ones. The
+    task is part of a row's identity: a linear probe's acc1 on a set is not the zero-shot acc1 on it.
+    (None, as in a result's JSON, becomes NaN.)"""
+
+    def f(v: Any) -> float:
+        return math.nan if v is None else float(v)
+
+    out = [(dataset, task, k, -1, f(v)) for k, v in metrics.items()]
+    for k, values in per_class.items():
+        out.extend((dataset, task, k, i, f(v)) for i, v in enumerate(values))
+    return out
+
+
 @dataclass
 class EvalResult:
     """Scalar `metrics` (accuracies as fractions 0–1, like CLIP_benchmark), per-class lists in
@@ -25,13 +44,9 @@ class EvalResult:
     class_names: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
 
-    def rows(self) -> list[tuple[str, str, int, float]]:
-        """Tidy `(eval_set, metric, class_id, value)` rows: class_id −1 for scalar metrics, the class
-        index for per-class ones."""
-        out = [(self.dataset, k, -1, float(v)) for k, v in self.metrics.items()]
-        for k, values in self.per_class.items():
-            out.extend((self.dataset, k, i, float(v)) for i, v in enumerate(values))
-        return out
+    def rows(self) -> list[Row]:
+        """Tidy `(eval_set, task, metric, class_id, value)` rows (see `result_rows`)."""
+        return result_rows(self.dataset, self.task, self.metrics, self.per_class)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (NaN becomes None; the confusion matrix a nested list)."""

@@ -24,7 +24,6 @@ from clipshift.models.text import OpenClipTokenizer, Tokenizer, tokenizer_from_s
 from clipshift.models.trim import trim_text
 
 INIT_LOGIT_SCALE = math.log(1 / 0.07)  # CLIP's initial temperature
-MAX_LOGIT_SCALE = math.log(100)  # CLIP's clamp (scale <= 100)
 
 
 class ModelConfig(BaseModel):
@@ -274,16 +273,15 @@ class LinearHead(nn.Module):
 
 
 class _ScaledCosine(nn.Module):
-    """Cosine logits times a learnable temperature, init 1/0.07 and kept in [1, 100] as in CLIP and
-    Wen et al. (who clamp the parameter to [0, ln 100] after each step; clamping in forward gives the
-    same logits without the trainer knowing about heads)."""
+    """Cosine logits times a learnable temperature, init 1/0.07; the trainer keeps it in [1, 100] by
+    clamping the parameter after each step, as CLIP and Wen et al. do (train.schedule.clamp_logit_scales)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.logit_scale = nn.Parameter(torch.tensor(INIT_LOGIT_SCALE))
 
     def scale(self) -> torch.Tensor:
-        return self.logit_scale.clamp(0.0, MAX_LOGIT_SCALE).exp()
+        return self.logit_scale.exp()
 
     def prototypes(self) -> torch.Tensor:
         raise NotImplementedError

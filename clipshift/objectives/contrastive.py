@@ -12,12 +12,10 @@ import torch
 from clipshift.data.table import Batch
 from clipshift.objectives.base import Objective, ObjectiveConfig, register
 
-MAX_LOGIT_SCALE = 100.0  # open_clip's training loop clamps ln(scale) to [0, ln 100] after every step
-
 
 def _scale(out: dict[str, torch.Tensor]) -> torch.Tensor:
-    # the same cap as open_clip's in-place clamp, applied in the loss so the trainer needs no hook
-    return out["logit_scale"].clamp(1.0, MAX_LOGIT_SCALE)
+    # the trainer keeps ln(scale) in [0, ln 100] on the parameter itself (train.schedule.clamp_logit_scales)
+    return out["logit_scale"]
 
 
 @register

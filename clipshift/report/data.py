@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from clipshift.analysis.spec import OWN, task_kind
 from clipshift.errors import UserError
 
 SEED = "seed"
@@ -82,7 +83,8 @@ class StudyData:
         supervised objective) made copies of one run, not independent replicates."""
         results: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
         for row in self.rows:
-            results[row["run_id"]].append((row["eval_set"], row["metric"], row["class_id"], row["value"]))
+            key = (row["eval_set"], row.get("task"), row["metric"], row["class_id"], row["value"])
+            results[row["run_id"]].append(key)
         groups: dict[tuple[Any, ...], list[Run]] = defaultdict(list)
         for r in self.done_runs:
             groups[(r.seed, tuple(sorted(results[r.run_id], key=repr)))].append(r)
@@ -105,26 +107,40 @@ class StudyData:
         sets = {r["eval_set"] for r in self.rows if r["class_id"] < 0 and r["eval_set"] != "train"}
         return sorted(sets, key=lambda s: (s != "iid", s))
 
-    def metrics(self) -> list[str]:
-        """Scalar metrics present, headline ones first."""
-        names = {r["metric"] for r in self.rows if r["class_id"] < 0}
+    def metrics(self, task: str = OWN) -> list[str]:
+        """Scalar metrics present for a task kind, headline ones first."""
+        names = {r["metric"] for r in self.rows if r["class_id"] < 0 and task_kind(r.get("task")) == task}
         first = ["acc1", "acc5", "mean_per_class_recall", "worst_group_acc"]
         return [m for m in first if m in names] + sorted(names - set(first))
 
+    def tasks(self) -> list[str]:
+        """The task kinds present: the model's own classifier first, then probes."""
+        kinds = {task_kind(r.get("task")) for r in self.rows}
+        return [t for t in (OWN, "linear_probe", "knn") if t in kinds]
+
     # -- values -------------------------------------------------------------------------------------
-    def scalar(self, eval_set: str, metric: str) -> dict[str, float]:
-        """run_id -> value of a scalar metric on one evaluation set."""
+    def scalar(self, eval_set: str, metric: str, task: str = OWN) -> dict[str, float]:
+        """run_id -> value of a scalar metric on one evaluation set, from one task kind (the model's own
+        classifier by default: a linear probe's acc1 is another quantity)."""
         return {
             r["run_id"]: float(r["value"])
             for r in self.rows
-            if r["class_id"] < 0 and r["eval_set"] == eval_set and r["metric"] == metric
+            if r["class_id"] < 0
+            and r["eval_set"] == eval_set
+            and r["metric"] == metric
+            and task_kind(r.get("task")) == task
         }
 
-    def per_class(self, eval_set: str, metric: str) -> dict[str, dict[int, float]]:
-        """run_id -> {class_id: value} of a per-class metric."""
+    def per_class(self, eval_set: str, metric: str, task: str = OWN) -> dict[str, dict[int, float]]:
+        """run_id -> {class_id: value} of a per-class metric (of one task kind, as `scalar`)."""
         out: dict[str, dict[int, float]] = defaultdict(dict)
         for r in self.rows:
-            if r["class_id"] >= 0 and r["eval_set"] == eval_set and r["metric"] == metric:
+            if (
+                r["class_id"] >= 0
+                and r["eval_set"] == eval_set
+                and r["metric"] == metric
+                and task_kind(r.get("task")) == task
+            ):
                 out[r["run_id"]][int(r["class_id"])] = float(r["value"])
         return dict(out)
 
@@ -296,6 +312,7 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
         "factors": dict(r.get("factors") or {}),
         "seed": r.get("seed"),
         "eval_set": str(r["eval_set"]),
+        "task": str(r.get("task") or "zeroshot_classification"),
         "metric": str(r["metric"]),
         "class_id": -1 if cid is None else int(cid),
         "value": float(r["value"]) if r["value"] is not None else float("nan"),

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from clipshift.analysis import effective_robustness as er
 from clipshift.analysis import longtail, plots
 from clipshift.analysis.reference import ReferenceSet, reference_from_rows
-from clipshift.analysis.spec import AnalysisSpec
+from clipshift.analysis.spec import OWN, TASK_NAMES, AnalysisSpec
 from clipshift.errors import UserError, format_validation_error
 from clipshift.report.data import Run, StudyData, combo_label, label, matches, value_key, zipped_with
 from clipshift.report.estimates import (
@@ -92,7 +92,8 @@ def findings(data: StudyData, ci: float = 0.95, n_boot: int = 1000) -> list[Find
     """Every analysis of the study's spec, in order."""
     out = []
     for a in analyses_of(data.spec):
-        f = Finding(a.kind, a.title or DEFAULT_TITLES[a.kind])
+        probe = "" if a.task == OWN else f" ({TASK_NAMES[a.task]})"  # a probe's finding says so
+        f = Finding(a.kind, a.title or DEFAULT_TITLES[a.kind] + probe)
         if a.where:
             f.details.append(f"Runs analysed: those with {combo_label(a.where, list(a.where))}.")
         ctx = _Context(data, a, ci, n_boot, f)
@@ -334,7 +335,7 @@ def _effective_robustness(ctx: _Context) -> None:
     )
     for y in ys:
         try:
-            ref = reference_from_rows(data.rows, a.x, y, a.metric, baseline or None)
+            ref = reference_from_rows(data.rows, a.x, y, a.metric, baseline or None, task=a.task)
             fit = er.fit_line(ref.x[ref.is_reference], ref.y[ref.is_reference], a.transform)
         except UserError as e:
             f.conclude(f"{NO_SUPPORT} on {y}: {e}.", False)
@@ -494,7 +495,7 @@ def _er_figure(
 def _spurious_drop(ctx: _Context) -> None:
     a, data, f = ctx.spec, ctx.data, ctx.finding
     s = scale(a.metric)
-    common, counter = data.scalar(a.common, a.metric), data.scalar(a.counter, a.metric)
+    common, counter = data.scalar(a.common, a.metric, a.task), data.scalar(a.counter, a.metric, a.task)
     drops = {r: s * (common[r] - counter[r]) for r in common if r in counter}
     what = f"{a.common}−{a.counter} drop"
     pts = _points(a.metric)
@@ -643,8 +644,8 @@ _LONG_TAIL_STATS = (
 def _long_tail(ctx: _Context) -> None:
     a, data, f = ctx.spec, ctx.data, ctx.finding
     freq = data.per_class("train", "class_count")
-    acc = data.per_class(a.eval_set, "class_acc")
-    pred = data.per_class(a.eval_set, "class_pred_count")
+    acc = data.per_class(a.eval_set, "class_acc", a.task)
+    pred = data.per_class(a.eval_set, "class_pred_count", a.task)
     if not freq:
         f.conclude(
             f"{NO_SUPPORT}: the store has no training class frequencies (eval set 'train', "
@@ -845,7 +846,7 @@ def _metrics(ctx: _Context) -> None:
     a, data, f = ctx.spec, ctx.data, ctx.finding
     s, pts = scale(a.metric), _points(a.metric)
     digits = 1 if is_fraction(a.metric) else 3
-    sets = [es for es in data.eval_sets() if data.scalar(es, a.metric)]
+    sets = [es for es in data.eval_sets() if data.scalar(es, a.metric, a.task)]
     if not sets:
         f.conclude(f"{NO_SUPPORT}: no run has the metric {a.metric!r}.", False)
         return
@@ -853,7 +854,7 @@ def _metrics(ctx: _Context) -> None:
     found: list[tuple[str, Comparison]] = []
     n_by_level: dict[str, int] = {}
     for es in sets:
-        values = {k: s * v for k, v in data.scalar(es, a.metric).items()}
+        values = {k: s * v for k, v in data.scalar(es, a.metric, a.task).items()}
         means, comps = ctx.compare_values(values)
         columns[es] = {lvk: plus_minus(est, digits) for lvk, est in means.items() if est.n}
         for lvk, est in means.items():

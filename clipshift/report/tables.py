@@ -6,6 +6,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from clipshift.analysis.spec import OWN, TASK_NAMES, task_kind
 from clipshift.report.data import StudyData, label, value_key
 from clipshift.report.estimates import mean_estimate, plus_minus
 
@@ -60,17 +61,19 @@ def metric_tables(data: StudyData, ci: float = 0.95) -> list[Table]:
         if row["class_id"] >= 0 or row["run_id"] not in by_run:
             continue
         ck = _combo_key(by_run[row["run_id"]].factors, axes)
-        per_run[(row["metric"], ck, row["eval_set"])][row["run_id"]] = row["value"]
+        metric = _task_metric(task_kind(row.get("task")), row["metric"])
+        per_run[(metric, ck, row["eval_set"])][row["run_id"]] = row["value"]
     cells = {k: list(v.values()) for k, v in per_run.items()}
     tables = []
-    for metric in data.metrics():
-        if metric in SKIP_METRICS:
+    for task, plain in [(t, m) for t in data.tasks() for m in data.metrics(t)]:
+        metric = _task_metric(task, plain)
+        if plain in SKIP_METRICS:
             continue
         present = [s for s in sets if any((metric, ck, s) in cells for ck in order)]
         if not present:
             continue
-        s = scale(metric)
-        digits = 1 if is_fraction(metric) else 3
+        s = scale(plain)
+        digits = 1 if is_fraction(plain) else 3
         rows = []
         for ck in order:
             if not any((metric, ck, es) in cells for es in present):
@@ -81,13 +84,13 @@ def metric_tables(data: StudyData, ci: float = 0.95) -> list[Table]:
                 vals = [v * s for v in cells.get((metric, ck, es), [])]
                 cols.append(plus_minus(mean_estimate(vals, ci), digits) if vals else "–")
             rows.append([*cols[: len(axes)], str(n), *cols[len(axes) :]])
-        u = " (%)" if is_fraction(metric) else ""
+        u = " (%)" if is_fraction(plain) else ""
         tables.append(
             Table(
-                title=f"{metric}{u}",
+                title=f"{plain}{u}" + ("" if task == OWN else f", {TASK_NAMES[task]}"),
                 columns=[*axes, "n", *present],
                 rows=rows,
-                collapsed=metric not in HEADLINE_METRICS,
+                collapsed=plain not in HEADLINE_METRICS or task != OWN,
                 numeric_from=len(axes),
             )
         )
@@ -110,6 +113,11 @@ def status_table(data: StudyData) -> tuple[str, Table | None]:
     ]
     table = Table("Runs that did not finish", ["run", *axes, "seed", "status", "reason"], rows)
     return f"{len(data.runs)} runs: {summary}.", table
+
+
+def _task_metric(task: str, metric: str) -> str:
+    """A metric's key in the tables: a probe's metrics are other quantities than the model's own."""
+    return metric if task == OWN else f"{task}:{metric}"
 
 
 def _combo_key(factors: dict[str, Any], axes: list[str]) -> str:

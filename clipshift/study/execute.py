@@ -22,6 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from clipshift.evaluate.result import Row, result_rows
+
 try:  # advisory locks: POSIX only; elsewhere a run is never seen as busy
     import fcntl
 except ImportError:  # pragma: no cover
@@ -46,7 +48,6 @@ class RunTask:
     study: str
     study_dir: str
     git_rev: str | None = None
-    threads: int | None = None  # torch threads when the config does not set them
     progress: bool = False  # the training bar (in-process runs only)
 
 
@@ -85,12 +86,20 @@ def write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def read_rows(run_dir: Path) -> list[tuple[str, str, int, float]] | None:
-    """The tidy rows a finished run wrote to eval.json."""
+def read_rows(run_dir: Path) -> list[Row] | None:
+    """The tidy rows a finished run wrote to eval.json (rebuilt from its results when it was written
+    before rows carried their task)."""
     data = read_json(run_dir / EVAL)
     if data is None or not isinstance(data.get("rows"), list):
         return None
-    return [(s, m, int(c), math.nan if v is None else float(v)) for s, m, c, v in data["rows"]]
+    rows = data["rows"]
+    if rows and len(rows[0]) == 4 and isinstance(data.get("results"), list):
+        return [
+            row
+            for r in data["results"]
+            for row in result_rows(r["dataset"], r["task"], r.get("metrics", {}), r.get("per_class", {}))
+        ]
+    return [(s, t, m, int(c), math.nan if v is None else float(v)) for s, t, m, c, v in rows]
 
 
 def is_locked(run_dir: Path) -> bool:
@@ -166,14 +175,25 @@ def execute_run(task: RunTask) -> RunOutcome:
 
 def _execute(task: RunTask, d: Path) -> RunOutcome:
     from clipshift.study.spec import RunConfig
+
+    cfg = RunConfig.model_validate(task.config)
+    import torch
+
+    # the run's own thread count, for training and evaluation alike, whichever executor runs it: on CPU
+    # float results depend on it, and a run id must mean one set of numbers (the driver's setting returns)
+    before = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _train_and_evaluate(task, cfg, d)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train_and_evaluate(task: RunTask, cfg: Any, d: Path) -> RunOutcome:
     from clipshift.study.store import ResultsStore
     from clipshift.train.run import finished_record, train
 
-    cfg = RunConfig.model_validate(task.config)
-    if cfg.threads is None and task.threads:
-        import torch
-
-        torch.set_num_threads(task.threads)
     (d / FAILED).unlink(missing_ok=True)
     write_json(
         d / RUN,
@@ -202,7 +222,7 @@ def _execute(task: RunTask, d: Path) -> RunOutcome:
         {
             "run_id": task.run_id,
             "results": [res.to_dict() for res in results],
-            "rows": [[s, m, int(c), None if math.isnan(v) else float(v)] for s, m, c, v in rows],
+            "rows": [[s, t, m, int(c), None if math.isnan(v) else float(v)] for s, t, m, c, v in rows],
         },
     )
     store = ResultsStore(Path(task.study_dir) / "results.sqlite")

@@ -24,9 +24,14 @@ EXECUTORS = ("local", "process", "ray")
 
 
 class Executor:
-    """Submit tasks, then `wait` for at least one to finish."""
+    """Submit tasks, then `wait` for at least one to finish. `can_start` says whether one more run fits
+    beside those in flight, from each run's own resources (`run_resources` of its config)."""
 
     slots: int = 1
+    in_process: bool = False  # runs execute in the driver's process (their progress bars can show)
+
+    def can_start(self, task: RunTask, in_flight: list[RunTask]) -> bool:
+        return len(in_flight) < self.slots
 
     def submit(self, task: RunTask) -> None:
         raise NotImplementedError
@@ -37,13 +42,11 @@ class Executor:
     def close(self, cancel: bool = False) -> None:
         pass
 
-    def thread_budget(self) -> int | None:
-        """Torch threads per run when its config leaves them unset (None: torch's default)."""
-        return None
-
 
 class LocalExecutor(Executor):
     """One run at a time, in this process."""
+
+    in_process = True
 
     def __init__(self) -> None:
         self._queue: collections.deque[RunTask] = collections.deque()
@@ -55,34 +58,19 @@ class LocalExecutor(Executor):
         return [execute_run(self._queue.popleft())]
 
 
-def _init_worker(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
 class ProcessExecutor(Executor):
-    """A pool of `workers` processes (spawned, so no state such as torch's thread pool is inherited),
-    each with cores // workers torch threads."""
+    """A pool of `workers` processes (spawned, so no state such as torch's thread pool is inherited); each
+    run sets the torch threads its config names (`threads`), whichever worker executes it."""
 
     def __init__(self, workers: int) -> None:
         if workers < 1:
             raise UserError(f"--workers = {workers}: give at least 1")
         self.slots = workers
-        self._threads = max(1, (os.cpu_count() or 1) // workers)
         self._pool = self._new_pool()
         self._futures: dict[cf.Future[RunOutcome], RunTask] = {}
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
-        return cf.ProcessPoolExecutor(
-            max_workers=self.slots,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(self._threads,),
-        )
-
-    def thread_budget(self) -> int | None:
-        return self._threads
+        return cf.ProcessPoolExecutor(max_workers=self.slots, mp_context=multiprocessing.get_context("spawn"))
 
     def submit(self, task: RunTask) -> None:
         try:
@@ -108,8 +96,9 @@ class ProcessExecutor(Executor):
 
 
 def run_resources(config: dict[str, Any]) -> dict[str, float]:
-    """What one run asks a Ray cluster for: its CPU threads (`threads`, default 1) and a GPU when it
-    trains on CUDA (`device: cuda`; `auto` asks for none and so trains on CPU under Ray)."""
+    """What one run asks a Ray cluster for: the CPU threads its config fixes (`threads`; a study sets it
+    in every run) and a GPU when it trains on CUDA (`device: cuda`; `auto` asks for none and so trains on
+    CPU under Ray)."""
     return {
         "num_cpus": float(config.get("threads") or 1),
         "num_gpus": 1.0 if config.get("device") == "cuda" else 0.0,
@@ -120,7 +109,7 @@ class RayExecutor(Executor):
     """Each run is a Ray task with its own resource request. Without an address a local Ray instance
     (loopback only, no dashboard) is started and stopped with the study."""
 
-    def __init__(self, address: str | None, workers: int | None, resources: dict[str, float]) -> None:
+    def __init__(self, address: str | None, workers: int | None) -> None:
         loopback = address is None or address.rsplit(":", 1)[0] in ("127.0.0.1", "localhost", "[::1]")
         with _ray_on_loopback(loopback):
             try:
@@ -146,22 +135,48 @@ class RayExecutor(Executor):
                         log_to_driver=False,
                     )
                 self._started = True
-        self._resources = resources
-        total = ray.cluster_resources()
-        need = (("CPU", resources["num_cpus"]), ("GPU", resources["num_gpus"]))
-        fits = [int(total.get(k, 0) // v) for k, v in need if v]
-        self.slots = max(1, min([workers or 1_000_000, *fits]))
+        self.slots = workers or 1_000_000  # at most this many runs at once; resources decide the rest
+        self._total = {k: float(v) for k, v in ray.cluster_resources().items()}
         self._remote = ray.remote(max_retries=0)(execute_run)  # a failed run is recorded, not retried
         self._refs: dict[Any, RunTask] = {}
+        self._refused: list[RunOutcome] = []
 
-    def thread_budget(self) -> int | None:
-        return int(self._resources["num_cpus"])  # the CPUs each run reserved
+    def _unfit(self, need: dict[str, float]) -> str | None:
+        """Why a run can never be scheduled on this cluster (None when it fits when the cluster is idle)."""
+        for key, res in (("num_cpus", "CPU"), ("num_gpus", "GPU")):
+            have = self._total.get(res, 0.0)
+            if need[key] > have:
+                return (
+                    f"it needs {need[key]:g} {res} (its config's threads / device), the cluster has {have:g}"
+                )
+        return None
+
+    def can_start(self, task: RunTask, in_flight: list[RunTask]) -> bool:
+        """Start a run when it fits beside the runs in flight, from each run's own request; a run that
+        never fits starts (and is refused at once) rather than waiting forever."""
+        if not in_flight:
+            return True
+        if len(in_flight) >= self.slots:
+            return False
+        need = run_resources(task.config)
+        for r in in_flight:
+            for k, v in run_resources(r.config).items():
+                need[k] += v
+        return self._unfit(need) is None
 
     def submit(self, task: RunTask) -> None:
-        ref = self._remote.options(**run_resources(task.config)).remote(task)
+        need = run_resources(task.config)
+        why = self._unfit(need)
+        if why is not None:
+            self._refused.append(RunOutcome(task.run_id, "failed", f"cannot run on this cluster: {why}"))
+            return
+        ref = self._remote.options(**need).remote(task)
         self._refs[ref] = task
 
     def wait(self) -> list[RunOutcome]:
+        if self._refused:
+            out, self._refused = self._refused, []
+            return out
         ready, _ = self._ray.wait(list(self._refs), num_returns=1)
         out = []
         for ref in ready:
@@ -223,8 +238,9 @@ def make_executor(
     *,
     workers: int | None = None,
     address: str | None = None,
-    resources: dict[str, float] | None = None,
+    threads: int = 1,
 ) -> Executor:
+    """The executor `kind`; `threads` (the most any run asks for) sizes the default process pool."""
     if kind == "local":
         if workers not in (None, 1):
             raise UserError(
@@ -232,7 +248,7 @@ def make_executor(
             )
         return LocalExecutor()
     if kind == "process":
-        return ProcessExecutor(workers or os.cpu_count() or 1)
+        return ProcessExecutor(workers or max(1, (os.cpu_count() or 1) // max(1, threads)))
     if kind == "ray":
-        return RayExecutor(address, workers, resources or {"num_cpus": 1.0, "num_gpus": 0.0})
+        return RayExecutor(address, workers)
     raise UserError(f"--executor {kind!r}: choose from {', '.join(EXECUTORS)}")

@@ -1,5 +1,5 @@
-"""The results store as one tidy table — study, run_id, one column per factor, seed, eval_set, metric,
-class_id, value — written as CSV or Parquet."""
+"""The results store as one tidy table — study, run_id, one column per factor, seed, eval_set, task,
+metric, class_id, value — written as CSV or Parquet."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from clipshift.study.store import ResultsStore
 
 FORMATS = ("csv", "parquet")
 HEAD = ["study", "run_id"]
-TAIL = ["seed", "eval_set", "metric", "class_id", "value"]
+TAIL = ["seed", "eval_set", "task", "metric", "class_id", "value"]
 
 
 def tidy_table(store: ResultsStore) -> tuple[list[str], list[dict[str, Any]]]:

@@ -21,17 +21,12 @@ from clipshift.study.spec import (
     validate_run,
     with_defaults,
 )
+from clipshift.train.config import NUMERICS_FREE
 
-# Fields that cannot change a run's results, left out of its id: how often metrics are logged and
-# checkpoints written (resume is bit-exact), the CPU thread count (a machine setting: note that on CPU
-# float results can differ in the last bits between thread counts) and where decoded images are cached.
-HASH_EXCLUDE: tuple[str, ...] = (
-    "log_every",
-    "checkpoint_every",
-    "threads",
-    "data.cache_dir",
-    "eval.cache_dir",
-)
+# Fields that cannot change a run's results, left out of its id (train.config.NUMERICS_FREE: logging and
+# checkpoint intervals, the decoded-image cache) and the evaluation's cache. `threads` is part of the id:
+# on CPU float results differ between thread counts, so every executor runs a run with its own count.
+HASH_EXCLUDE: tuple[str, ...] = (*NUMERICS_FREE, "eval.cache_dir")
 ID_LENGTH = 12
 
 

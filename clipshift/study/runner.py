@@ -21,7 +21,7 @@ import yaml
 
 from clipshift.errors import UserError
 from clipshift.study import execute as ex
-from clipshift.study.executors import make_executor, run_resources
+from clipshift.study.executors import make_executor
 from clipshift.study.planner import HASH_EXCLUDE, PlannedRun, plan
 from clipshift.study.spec import StudySpec, load_study, resolve
 from clipshift.study.store import ResultsStore
@@ -124,10 +124,7 @@ def run_study(
         if not todo:
             return _summary(resolved.name, out, runs, len(done_before), 0, failures, t0)
         ex_ = make_executor(
-            executor,
-            workers=workers,
-            address=address,
-            resources=run_resources(todo[0].config.model_dump(mode="json")),
+            executor, workers=workers, address=address, threads=max(r.config.threads or 1 for r in todo)
         )
         ran = _drive(store, ex_, resolved.name, out, todo, len(runs), len(done_before), rev, progress)
         failures += [f for f in ran if f.get("reason") is not None]
@@ -210,38 +207,38 @@ def _drive(
         if progress:
             bar.write(msg, file=sys.stderr)
 
-    queue = deque(todo)
+    def task(r: PlannedRun) -> ex.RunTask:
+        return ex.RunTask(
+            run_id=r.run_id,
+            config=r.config.model_dump(mode="json"),
+            factors=r.factors,
+            seed=r.seed,
+            study=name,
+            study_dir=str(out),
+            git_rev=rev,
+            # the inner train/eval bars only on a terminal: in a log they are noise
+            progress=progress and executor.in_process and sys.stderr.isatty(),
+        )
+
+    queue = deque(task(r) for r in todo)
     by_id = {r.run_id: r for r in todo}
-    in_flight: set[str] = set()
+    in_flight: dict[str, ex.RunTask] = {}
     finished: list[dict[str, Any]] = []
-    threads = executor.thread_budget()
-    in_process = executor.__class__.__name__ == "LocalExecutor"
     try:
         while queue or in_flight:
-            while queue and len(in_flight) < executor.slots:
-                r = queue.popleft()
+            while queue and executor.can_start(queue[0], list(in_flight.values())):
+                t = queue.popleft()
+                r = by_id[t.run_id]
                 store.set_status(r.run_id, "running")
                 resuming = (ex.run_path(out, r.run_id) / "checkpoints" / "latest.pt").exists()
                 say(
                     f"start  {r.run_id}  {r.label()}"
                     + ("  (resuming from its checkpoint)" if resuming else "")
                 )
-                task = ex.RunTask(
-                    run_id=r.run_id,
-                    config=r.config.model_dump(mode="json"),
-                    factors=r.factors,
-                    seed=r.seed,
-                    study=name,
-                    study_dir=str(out),
-                    git_rev=rev,
-                    threads=threads,
-                    # the inner train/eval bars only on a terminal: in a log they are noise
-                    progress=progress and in_process and sys.stderr.isatty(),
-                )
-                executor.submit(task)
-                in_flight.add(r.run_id)
+                executor.submit(t)
+                in_flight[t.run_id] = t
             for res in executor.wait():
-                in_flight.discard(res.run_id)
+                in_flight.pop(res.run_id, None)
                 r = by_id[res.run_id]
                 rel = str(ex.run_path(out, r.run_id).relative_to(out))
                 common: dict[str, Any] = {

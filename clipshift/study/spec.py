@@ -26,6 +26,9 @@ from clipshift.train.config import TrainConfig
 SPEC_FIELDS = ("name", "base", "grid", "zip", "seeds", "profiles", "profile", "analyses")
 # the default training data when a base names none (TrainConfig's own default, as a mapping to merge into)
 DEFAULT_DATA = {"kind": "world", "n": 20000}
+# torch CPU threads of a study run whose config leaves them unset: a fixed number, not the machine's, so
+# the run id (which includes it) means the same numbers on every machine and executor
+DEFAULT_RUN_THREADS = 2
 
 
 class RunConfig(TrainConfig):
@@ -266,8 +269,11 @@ def set_path(tree: dict[str, Any], parts: Sequence[str], value: Any) -> None:
 
 
 def with_defaults(base: dict[str, Any]) -> dict[str, Any]:
-    """A run mapping as `clipshift train` reads it: the world is the default data source."""
+    """A run mapping as `clipshift train` reads it (the world is the default data source), with the thread
+    count fixed (DEFAULT_RUN_THREADS when unset)."""
     out = copy.deepcopy(base)
+    if out.get("threads") is None:
+        out["threads"] = DEFAULT_RUN_THREADS
     data = out.get("data")
     if data is None:
         out["data"] = dict(DEFAULT_DATA)

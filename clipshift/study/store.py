@@ -1,7 +1,7 @@
 """The results store: one SQLite file per study (standard library, WAL mode).
 
 Tables: `meta` (key -> JSON), `runs` (one row per run: factors, seed, status, provenance, timing) and
-`results` (one tidy row per run x eval set x metric x class; class_id -1 for scalar metrics).
+`results` (one tidy row per run x eval set x task x metric x class; class_id -1 for scalar metrics).
 
 Several processes may write at once (pool or Ray workers write their run's results while the driver
 updates statuses): WAL lets readers proceed during a write, every write is one short transaction that
@@ -59,10 +59,11 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS results (
     run_id TEXT NOT NULL,
     eval_set TEXT NOT NULL,
+    task TEXT NOT NULL,  -- zeroshot_classification, classification, linear_probe, knn, ...
     metric TEXT NOT NULL,
     class_id INTEGER NOT NULL,
     value REAL,
-    PRIMARY KEY (run_id, eval_set, metric, class_id)
+    PRIMARY KEY (run_id, eval_set, task, metric, class_id)
 );
 """
 
@@ -79,6 +80,11 @@ class ResultsStore:
         self._retry(lambda: self._db.execute("PRAGMA journal_mode = WAL"))
         self._db.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; safe with WAL
         with self._write() as db:
+            cols = [r[1] for r in db.execute("PRAGMA table_info(results)").fetchall()]
+            if cols and "task" not in cols:
+                # a store from before results had a task: its rows are re-imported from the run
+                # directories (eval.json) by the next `study run`
+                db.execute("DROP TABLE results")
             for stmt in SCHEMA.split(";"):
                 if stmt.strip():
                     db.execute(stmt)
@@ -198,24 +204,27 @@ class ResultsStore:
 
     # -- results ------------------------------------------------------------------------------------
 
-    def add_results(self, run_id: str, rows: Iterable[tuple[str, str, int, float]]) -> None:
-        """Replace a run's result rows in one transaction (readers see the old rows or all new ones)."""
-        data = [(run_id, str(s), str(m), int(c), _float(v)) for s, m, c, v in rows]
+    def add_results(self, run_id: str, rows: Iterable[tuple[str, str, str, int, float]]) -> None:
+        """Replace a run's `(eval_set, task, metric, class_id, value)` rows in one transaction (readers
+        see the old rows or all new ones)."""
+        data = [(run_id, str(s), str(t), str(m), int(c), _float(v)) for s, t, m, c, v in rows]
         with self._write() as db:
             db.execute("DELETE FROM results WHERE run_id = ?", (run_id,))
             db.executemany(
-                "INSERT INTO results (run_id, eval_set, metric, class_id, value) VALUES (?, ?, ?, ?, ?)", data
+                "INSERT INTO results (run_id, eval_set, task, metric, class_id, value) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                data,
             )
 
     def results(self) -> list[dict[str, Any]]:
-        """Tidy rows of done runs, in a stable order (run id, eval set, metric, class)."""
+        """Tidy rows of done runs, in a stable order (run id, eval set, task, metric, class)."""
         cur = self._db.execute(
-            "SELECT r.study, x.run_id, r.factors, r.seed, x.eval_set, x.metric, x.class_id, x.value "
+            "SELECT r.study, x.run_id, r.factors, r.seed, x.eval_set, x.task, x.metric, x.class_id, x.value "
             "FROM results x JOIN runs r ON r.run_id = x.run_id WHERE r.status = 'done' "
-            "ORDER BY x.run_id, x.eval_set, x.metric, x.class_id"
+            "ORDER BY x.run_id, x.eval_set, x.task, x.metric, x.class_id"
         )
         out = []
-        for study, rid, factors, seed, eval_set, metric, class_id, value in cur.fetchall():
+        for study, rid, factors, seed, eval_set, task, metric, class_id, value in cur.fetchall():
             out.append(
                 {
                     "study": study,
@@ -223,6 +232,7 @@ class ResultsStore:
                     "factors": json.loads(factors),
                     "seed": seed,
                     "eval_set": eval_set,
+                    "task": task,
                     "metric": metric,
                     "class_id": class_id,
                     "value": math.nan if value is None else value,  # SQLite keeps NaN as NULL

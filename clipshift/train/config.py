@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,7 +19,10 @@ class OptimConfig(_Strict):
     batch_size: int = Field(256, ge=1, description="global batch size (split across DDP ranks)")
     lr: float = Field(2e-3, gt=0, description="peak learning rate (AdamW)")
     weight_decay: float = Field(
-        0.1, ge=0, description="decoupled weight decay (not on gains, biases, scales)"
+        0.1,
+        ge=0,
+        description="decoupled weight decay; as open_clip's trainer, not on 1-D parameters (gains, biases, "
+        "norms), on names containing bn/ln/bias, or on the logit scale",
     )
     beta1: float = Field(0.9, ge=0, lt=1)
     beta2: float = Field(0.98, ge=0, lt=1)
@@ -43,4 +46,32 @@ class TrainConfig(_Strict):
     checkpoint_every: int = Field(0, ge=0, description="steps between resumable checkpoints (0: per epoch)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "amp"] = Field("auto", description="auto: AMP on CUDA, fp32 on CPU")
-    threads: int | None = Field(None, ge=1, description="CPU threads (default: torch's choice)")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="torch CPU threads (default: torch's choice). On CPU, float results differ in the last "
+        "bits between thread counts, so a study fixes it in each run's config",
+    )
+
+
+# Settings that cannot change a run's numbers: how often it logs and writes checkpoints (resume is
+# bit-exact) and where decoded images are cached. A resumed run may change them and a study's run id
+# leaves them out. `threads` is not among them (see TrainConfig.threads).
+NUMERICS_FREE: tuple[str, ...] = ("log_every", "checkpoint_every", "data.cache_dir")
+
+
+def first_difference(
+    old: Any, new: Any, ignore: tuple[str, ...] = (), prefix: str = ""
+) -> tuple[str, Any, Any] | None:
+    """The first dotted path (in `new`'s key order) where two config mappings differ, with both values;
+    None when they agree outside `ignore`."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in [*new, *(k for k in old if k not in new)]:
+            path = f"{prefix}{key}"
+            if path in ignore:
+                continue
+            diff = first_difference(old.get(key), new.get(key), ignore, f"{path}.")
+            if diff is not None:
+                return diff
+        return None
+    return None if old == new else (prefix.rstrip("."), old, new)

@@ -27,8 +27,8 @@ from torch import nn
 from clipshift.data.table import Batch, ImageTextTable
 from clipshift.errors import UserError
 from clipshift.train.checkpoint import atomic_save, load, unwrap
-from clipshift.train.config import TrainConfig
-from clipshift.train.schedule import build_optimizer, warmup_cosine
+from clipshift.train.config import NUMERICS_FREE, TrainConfig, first_difference
+from clipshift.train.schedule import build_optimizer, clamp_logit_scales, warmup_cosine
 
 DEFAULT_MEAN = (0.48145466, 0.4578275, 0.40821073)  # OpenAI CLIP's, the open_clip default
 DEFAULT_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -81,7 +81,8 @@ def train(
     """
     out_dir = Path(out_dir)
     ctx = init_distributed(cfg.device)
-    if resume and (done := finished_record(out_dir, cfg.model_dump(mode="json"))) is not None:
+    config = cfg.model_dump(mode="json")
+    if resume and (done := _check_resume(out_dir, config)) is not None:
         if ctx.main:
             print(f"{out_dir} already holds this finished run (--no-resume trains it again)", file=sys.stderr)
         return done
@@ -89,7 +90,7 @@ def train(
         torch.set_num_threads(cfg.threads)
     if ctx.main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        (out_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         (out_dir / "final.json").unlink(missing_ok=True)
 
     t_start = time.perf_counter()
@@ -106,13 +107,24 @@ def train(
     optimizer, scheduler = setup.optimizer, setup.scheduler
     scaler = torch.amp.GradScaler("cuda", enabled=setup.use_amp and setup.amp_dtype == torch.float16)
     step = 0
+    threads = [torch.get_num_threads()]  # the thread count of each segment of the run, in order
     ckpt_path = out_dir / "checkpoints" / "latest.pt"
     if resume and ckpt_path.exists():
-        step = _restore(ckpt_path, model, optimizer, scheduler, scaler)
+        step, before = _restore(ckpt_path, model, optimizer, scheduler, scaler)
+        threads = [*before, *([] if before[-1:] == threads else threads)]
         if ctx.main:
             print(f"resuming {out_dir} from step {step}/{total_steps}", file=sys.stderr)
+            if len(threads) > 1:
+                print(
+                    f"note: this segment runs on {threads[-1]} CPU threads, an earlier one on {threads[-2]}: "
+                    "on CPU the last bits of the numbers may differ from an uninterrupted run",
+                    file=sys.stderr,
+                )
 
-    # a resumed run continues its metrics; a run that starts at step 0 must not append to an old one's
+    # a resumed run continues its metrics from its checkpoint: lines logged after that checkpoint (before
+    # the interruption) are dropped, so each step is logged once; a run at step 0 starts a new log
+    if ctx.main and step > 0:
+        _truncate_log(out_dir / "metrics.jsonl", step)
     mode = "a" if step > 0 else "w"
     metrics = open(out_dir / "metrics.jsonl", mode) if ctx.main else None  # noqa: SIM115
     mean = torch.tensor(setup.mean, device=ctx.device).view(1, 3, 1, 1) * 255
@@ -156,6 +168,7 @@ def train(
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
             scaler.step(optimizer)
             scaler.update()
+            clamp_logit_scales(setup.parameters)
             scheduler.step()
             step += 1
             window_n += len(rows) * ctx.world_size
@@ -181,10 +194,10 @@ def train(
                 window_t, window_n = now, 0
             bar.update(1)
             if step % ckpt_every == 0 and step < total_steps and ctx.main:
-                _save_resumable(ckpt_path, model, optimizer, scheduler, scaler, step)
+                _save_resumable(ckpt_path, model, optimizer, scheduler, scaler, step, threads)
             if stop_after is not None and step >= stop_after and step < total_steps:
                 if ctx.main:
-                    _save_resumable(ckpt_path, model, optimizer, scheduler, scaler, step)
+                    _save_resumable(ckpt_path, model, optimizer, scheduler, scaler, step, threads)
                 return {"status": "interrupted", "step": step}
     except RunFailed as e:
         record = {"status": "failed", "reason": str(e), "step": step, "total_steps": total_steps}
@@ -208,6 +221,7 @@ def train(
         "objective": cfg.objective.name,
         "model": cfg.model.name,
         "world_size": ctx.world_size,
+        "threads": threads[0] if len(threads) == 1 else threads,
         "data": {"source": table.source, "rows": len(table), **table.stats, **_cache_by_rank(table, ctx)},
         # the evaluation label space and how often each of its classes was seen in training, so
         # evaluation and long-tail analyses need not reload the data
@@ -221,18 +235,67 @@ def train(
     return record
 
 
-def finished_record(out_dir: Path, config: dict[str, Any] | None = None) -> dict[str, Any] | None:
-    """final.json of a run in `out_dir` that ran to the end (its final checkpoint written), else None;
-    given `config` (a TrainConfig as JSON), only if config.yaml records exactly that config."""
+def finished_record(out_dir: Path) -> dict[str, Any] | None:
+    """final.json of a run in `out_dir` that ran to the end (its final checkpoint written), else None."""
     try:
         record = json.loads((out_dir / "final.json").read_text())
-        saved = yaml.safe_load((out_dir / "config.yaml").read_text()) if config is not None else None
-    except (OSError, ValueError, yaml.YAMLError):
+    except (OSError, ValueError):
         return None
     done = isinstance(record, dict) and record.get("status") == "done"
     if not done or not (out_dir / "checkpoints" / "final.pt").is_file():
         return None
-    return record if config is None or saved == config else None
+    return record
+
+
+# a resumed run may differ from its saved config only in these (threads: see TrainConfig.threads; a
+# change is printed and recorded in final.json)
+RESUME_MAY_DIFFER = (*NUMERICS_FREE, "threads")
+
+
+def _check_resume(out_dir: Path, config: dict[str, Any]) -> dict[str, Any] | None:
+    """Before resuming into `out_dir`: the finished record when it holds this run finished (None when
+    there is nothing to continue). A finished or interrupted run of *another* config is never continued:
+    that would train other weights and optimiser state under this config's name."""
+    done = finished_record(out_dir)
+    interrupted = (out_dir / "checkpoints" / "latest.pt").is_file()
+    if done is None and not interrupted:
+        return None
+    try:
+        saved = yaml.safe_load((out_dir / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        saved = None
+    diff = (
+        first_difference(saved, config, RESUME_MAY_DIFFER) if isinstance(saved, dict) else ("config", "?", "")
+    )
+    if diff is not None:
+        what = "a finished run" if done is not None else "an interrupted run"
+        path, old, new = diff
+        raise UserError(
+            f"{out_dir} holds {what} with another config ({path}: {_show(old)} there, {_show(new)} now); "
+            "--no-resume trains this config from scratch there, or give another --out"
+        )
+    return done
+
+
+def _show(v: Any) -> str:
+    return "unset" if v is None else json.dumps(v) if not isinstance(v, str) else repr(v)
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Keep the metrics.jsonl lines of steps up to `step` (and drop a line cut short by a kill)."""
+    if not path.is_file():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("step"), int) and rec["step"] <= step:
+            keep.append(line + "\n")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(keep))
+    os.replace(tmp, path)
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -267,6 +330,7 @@ def _cache_by_rank(table: ImageTextTable, ctx: Context) -> dict[str, Any]:
 
 @dataclass
 class _Setup:
+    parameters: nn.Module  # model and objective together: everything the optimiser updates
     model: nn.Module
     objective: Any
     optimizer: torch.optim.Optimizer
@@ -331,8 +395,9 @@ def _build(cfg: TrainConfig, table: ImageTextTable, ctx: Context, total_steps: i
             model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
         )
     # one optimiser over the model and any learnable parameters of the objective
+    parameters = _Named(model, objective)
     optimizer = build_optimizer(
-        _Named(model, objective),
+        parameters,
         cfg.optim.lr,
         cfg.optim.weight_decay,
         (cfg.optim.beta1, cfg.optim.beta2),
@@ -343,6 +408,7 @@ def _build(cfg: TrainConfig, table: ImageTextTable, ctx: Context, total_steps: i
     use_amp = ctx.device.type == "cuda" and cfg.precision in ("auto", "amp")
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     return _Setup(
+        parameters,
         model,
         objective,
         optimizer,
@@ -410,7 +476,9 @@ def _logit_scale(model: nn.Module) -> float | None:
     return float(p.detach().exp()) if isinstance(p, torch.Tensor) else None
 
 
-def _save_resumable(path: Path, model: nn.Module, opt: Any, sched: Any, scaler: Any, step: int) -> None:
+def _save_resumable(
+    path: Path, model: nn.Module, opt: Any, sched: Any, scaler: Any, step: int, threads: list[int]
+) -> None:
     atomic_save(
         {
             "state_dict": unwrap(model).state_dict(),
@@ -419,19 +487,21 @@ def _save_resumable(path: Path, model: nn.Module, opt: Any, sched: Any, scaler: 
             "scaler": scaler.state_dict(),
             "step": step,
             "torch_rng": torch.get_rng_state(),
+            "threads": threads,
         },
         path,
     )
 
 
-def _restore(path: Path, model: nn.Module, opt: Any, sched: Any, scaler: Any) -> int:
+def _restore(path: Path, model: nn.Module, opt: Any, sched: Any, scaler: Any) -> tuple[int, list[int]]:
+    """Load a resumable checkpoint into the pieces; (its step, the thread counts it was trained with)."""
     ck = load(path)
     unwrap(model).load_state_dict(ck["state_dict"])
     opt.load_state_dict(ck["optimizer"])
     sched.load_state_dict(ck["scheduler"])
     scaler.load_state_dict(ck["scaler"])
     torch.set_rng_state(ck["torch_rng"])
-    return int(ck["step"])
+    return int(ck["step"]), [int(t) for t in ck.get("threads", [])]
 
 
 def _save_final(
