@@ -140,7 +140,7 @@ def test_logit_scale_is_clamped_on_the_parameter_after_each_step(tmp_path, monke
 
     def build_hot(*args, **kw):
         setup = real(*args, **kw)
-        for name, p in setup.parameters.named_parameters():
+        for name, p in setup.model.named_parameters():
             if name.endswith("logit_scale"):
                 with torch.no_grad():
                     p.fill_(math.log(100) + 1.0)
