@@ -11,16 +11,23 @@ from clipshift.cli.common import add_command, add_set_arg, emit_json
 from clipshift.errors import UserError
 
 DESCRIPTION = """\
-Latent-feature simulator of Xue et al. (ICLR 2024): linear contrastive (linearised loss or InfoNCE) and
-supervised learners on z = [core; spurious; shared details; noise], with images x = D_I z + ξ and captions
-t = D_T (annotated part of z) + ξ'. Reports ID accuracy, accuracy under the spurious shift, and the drop (%).
-Every constant is a field of the spec (see --set); a run takes about a second on a laptop CPU.
+Latent-feature simulator of the setting of Xue et al. (ICLR 2024): images x = D_I z + ξ and captions
+t = D_T (named part of z) + ξ' over z = [core; spurious; shared details; noise]. Learners: contrastive-linear
+(the regularised linear contrastive loss of Nakada et al. 2023 that Xue et al. analyse, trained by gradient
+descent; its optimum is the top-p SVD of the image-caption cross-covariance / ρ), contrastive-spectral
+(HaoChen et al.'s spectral contrastive loss), contrastive-infonce (CLIP's loss), and a supervised linear
+classifier. Reports ID accuracy, accuracy under the spurious shift, and the drop (%). --explain prints the
+closed-form pieces behind contrastive-linear's result. Every constant is a field of the spec (see --set);
+a run takes about a second on a laptop CPU. Which parts of the paper's model are confirmed: see the
+docstring of clipshift.theory.simulator.
 """
 
 EXAMPLES = """\
   clipshift theory                                    # default spec: table of id_acc, shift_acc, drop
   clipshift theory --json                             # the same as JSON (spec + results)
+  clipshift theory --explain                          # closed-form pieces behind contrastive-linear
   clipshift theory --set p_spurious=0.99 --set shift=flipped
+  clipshift theory --sweep core_std=0.25,1,2 --set learners=[contrastive-linear,supervised]
   clipshift theory --set learners=[supervised,contrastive-linear] --set seed=3
   clipshift theory --sweep caption_richness=0,0.5,1 --sweep p_spurious=0.5,0.9,0.99
   clipshift theory --config theory.yaml --json        # a YAML/JSON file of spec fields
@@ -37,6 +44,11 @@ def register(sub: Any) -> None:
         default=[],
         metavar="FIELD=V1,V2,...",
         help="run every combination of the listed values (repeatable: cartesian product)",
+    )
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="print the closed-form pieces behind contrastive-linear's result (one setting, no --sweep)",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
 
@@ -65,7 +77,7 @@ def parse_sweep(items: list[str]) -> dict[str, list[Any]]:
 def run(args: argparse.Namespace) -> int:
     # Imported here so that `clipshift --help` does not pay for importing torch.
     from clipshift import configio
-    from clipshift.theory import TheorySpec, simulate, sweep
+    from clipshift.theory import TheorySpec, explain, simulate, sweep
 
     data: dict[str, Any] = configio.read_mapping(args.config) if args.config else {}
     base = configio.validate(TheorySpec, data, source=args.config)  # file errors name the file first
@@ -74,6 +86,15 @@ def run(args: argparse.Namespace) -> int:
         base = configio.validate(TheorySpec, data, source="--set")
     axes = parse_sweep(args.sweep)
 
+    if args.explain:
+        if axes:
+            raise UserError("--explain takes one setting; drop --sweep")
+        ex = explain(base)
+        if args.json:
+            emit_json(ex)
+        else:
+            print(format_explanation(ex))
+        return 0
     if not axes:
         out = simulate(base)
         if args.json:
@@ -95,6 +116,71 @@ def run(args: argparse.Namespace) -> int:
     ]
     print(_table([*names, "learner", "id_acc", "shift_acc", "drop"], table))
     return 0
+
+
+def format_explanation(ex: dict[str, Any]) -> str:
+    """The `explain()` dictionary as text: one short section per closed-form piece."""
+    blocks = ["core", "spurious", "details", "noise"]
+    p, sv = ex["p"], ex["singular_values"]
+    spec = ex["spec"]
+
+    def shares(d: dict[str, float], keys: list[str]) -> list[str]:
+        return [f"{d[k]:.2f}" for k in keys]
+
+    out = [
+        f"contrastive-linear: L = -<W_I^T W_T, S> + rho/2 ||W_I^T W_T||_F^2 (rho = {ex['rho']:g}, p = {p}),",
+        "  S = centred image-caption cross-covariance; optimum W_I^T W_T = SVD_p(S) / rho",
+        "singular values of S: kept "
+        + " ".join(f"{v:.3f}" for v in sv[:p])
+        + " | next "
+        + " ".join(f"{v:.3f}" for v in sv[p:]),
+        "",
+        "kept directions: share of each singular vector in the latent blocks ('other': view noise only)",
+    ]
+    keys = [*blocks, "other"]
+    rows = [
+        [str(i + 1), f"{d['sigma']:.3f}", *shares(d["image"], keys), *shares(d["caption"], keys)]
+        for i, d in enumerate(ex["kept_directions"])
+    ]
+    head = ["#", "sigma", *(f"img:{k[:4]}" for k in keys), *(f"cap:{k[:4]}" for k in keys)]
+    out += [_table(head, rows), ""]
+    out.append("share of each block's dimensions inside the kept subspace:")
+    out.append(
+        _table(
+            ["side", *blocks],
+            [
+                ["image", *shares(ex["capture_image"], blocks)],
+                ["caption", *shares(ex["capture_caption"], blocks)],
+            ],
+        )
+    )
+    out += [
+        "",
+        "||Cov(image block, caption's class-name coordinates)||_F on the training pairs",
+        "(untruncated, the image template of class k is D_I Cov(z, core_T) mu_k / rho):",
+    ]
+    out.append("  " + "  ".join(f"{b} {ex['cov_with_class_name'][b]:.3f}" for b in blocks))
+    out += ["", "share (%) of the class-score variation on the ID test images carried by each block:"]
+    out.append(
+        _table(
+            ["learner", *keys],
+            [[name, *(f"{100 * d[k]:.1f}" for k in keys)] for name, d in ex["score_share"].items()],
+        )
+    )
+    cf, tr = ex["closed_form"], ex["trained"]
+    out += [
+        "",
+        _table(
+            ["contrastive-linear", "id_acc", "shift_acc", "drop"],
+            [
+                ["closed form", *_numbers(cf)],
+                [f"gradient descent ({spec['linear_steps']} steps)", *_numbers(tr)],
+            ],
+        ),
+        "relative difference of the ID class scores, trained vs closed form: "
+        f"{ex['trained_vs_closed_form']:.2g}",
+    ]
+    return "\n".join(out)
 
 
 def _numbers(r: dict[str, float]) -> list[str]:

@@ -1,5 +1,5 @@
 """Latent-feature simulator of the theory: contrastive vs supervised learning under distribution shift."""
 
-from clipshift.theory.simulator import ALL_LEARNERS, Learner, TheorySpec, simulate, sweep
+from clipshift.theory.simulator import ALL_LEARNERS, Learner, TheorySpec, explain, simulate, sweep
 
-__all__ = ["ALL_LEARNERS", "Learner", "TheorySpec", "simulate", "sweep"]
+__all__ = ["ALL_LEARNERS", "Learner", "TheorySpec", "explain", "simulate", "sweep"]
