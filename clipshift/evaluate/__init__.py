@@ -2,47 +2,45 @@
 and kNN on frozen features, retrieval; metrics per evaluation set (top-1/5, mean per-class recall,
 per-class accuracy and prediction counts, confusion, per-group and worst-group accuracy)."""
 
-from clipshift.evaluate.config import EvalConfig
-from clipshift.evaluate.core import (
-    evaluate_dataset,
-    evaluate_model,
-    evaluate_run,
-    head_columns,
-    probe_set,
-    split_for_probe,
-)
-from clipshift.evaluate.datasets import KINDS, EvalData, load_eval_data, world_set
-from clipshift.evaluate.metrics import classification_metrics, group_metrics, retrieval_metrics
-from clipshift.evaluate.model import EvalModel, from_module, image_features, open_model, zeroshot_weights
-from clipshift.evaluate.probe import WD_GRID, knn_logits, linear_probe
-from clipshift.evaluate.result import EvalResult, to_clip_benchmark_json
-from clipshift.evaluate.templates import read_class_names, resolve_templates
+from __future__ import annotations
 
-__all__ = [
-    "KINDS",
-    "WD_GRID",
-    "EvalConfig",
-    "EvalData",
-    "EvalModel",
-    "EvalResult",
-    "classification_metrics",
-    "evaluate_dataset",
-    "evaluate_model",
-    "evaluate_run",
-    "from_module",
-    "group_metrics",
-    "head_columns",
-    "image_features",
-    "knn_logits",
-    "linear_probe",
-    "load_eval_data",
-    "open_model",
-    "probe_set",
-    "read_class_names",
-    "resolve_templates",
-    "retrieval_metrics",
-    "split_for_probe",
-    "to_clip_benchmark_json",
-    "world_set",
-    "zeroshot_weights",
-]
+from typing import Any
+
+# Exported lazily, so torch-free parts (`clipshift.evaluate.units`, read by the report) import no torch.
+_EXPORTS = {
+    "EvalConfig": "config",
+    "EvalData": "datasets",
+    "EvalModel": "model",
+    "EvalResult": "result",
+    "KINDS": "datasets",
+    "WD_GRID": "probe",
+    "classification_metrics": "metrics",
+    "evaluate_dataset": "core",
+    "evaluate_model": "core",
+    "evaluate_run": "core",
+    "from_module": "model",
+    "group_metrics": "metrics",
+    "head_columns": "core",
+    "image_features": "model",
+    "knn_logits": "probe",
+    "linear_probe": "probe",
+    "load_eval_data": "datasets",
+    "open_model": "model",
+    "probe_set": "core",
+    "read_class_names": "templates",
+    "resolve_templates": "templates",
+    "retrieval_metrics": "metrics",
+    "split_for_probe": "core",
+    "to_clip_benchmark_json": "result",
+    "world_set": "datasets",
+    "zeroshot_weights": "model",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'clipshift.evaluate' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"clipshift.evaluate.{_EXPORTS[name]}"), name)

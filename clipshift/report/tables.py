@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clipshift.analysis.spec import OWN, TASK_NAMES, task_kind
+from clipshift.evaluate.units import unit_of
 from clipshift.report.data import StudyData, label, value_key
 from clipshift.report.estimates import mean_estimate, plus_minus
 
@@ -28,20 +29,16 @@ class Table:
 
 
 def is_fraction(metric: str) -> bool:
-    """Accuracy-like metrics are stored as fractions and shown in percent."""
-    return (
-        metric.startswith(("acc", "group_acc/", "worst_group_acc", "class_acc"))
-        or metric == "mean_per_class_recall"
-        or metric.endswith("_acc")
-    )
+    """Fractions (accuracies, recalls) are stored 0–1 and shown in percent (evaluate.units declares it)."""
+    return unit_of(metric).unit == "fraction"
 
 
 def scale(metric: str) -> float:
-    return 100.0 if is_fraction(metric) else 1.0
+    return unit_of(metric).scale
 
 
 def unit(metric: str) -> str:
-    return " %" if is_fraction(metric) else ""
+    return unit_of(metric).suffix
 
 
 def metric_tables(data: StudyData, ci: float = 0.95) -> list[Table]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 import traceback
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from clipshift.evaluate.result import Row, result_rows
+from clipshift.fsio import write_json
 
 try:  # advisory locks: POSIX only; elsewhere a run is never seen as busy
     import fcntl
@@ -74,16 +74,6 @@ def read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """Write via a temporary file and rename, so readers never see a partial file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        f.write(json.dumps(obj, indent=2, default=_plain))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def read_rows(run_dir: Path) -> list[Row] | None:
@@ -247,13 +237,6 @@ def _train_and_evaluate(task: RunTask, cfg: Any, d: Path) -> RunOutcome:
     }
     write_json(d / DONE, summary)  # last: the run is complete
     return RunOutcome(task.run_id, "done", None, wall, sps, trained)
-
-
-def _plain(o: Any) -> Any:
-    """numpy scalars and arrays (e.g. in an EvalResult's info) as plain JSON values."""
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def _finite(v: Any) -> float | None:

@@ -9,7 +9,6 @@ was never interrupted (on CPU, same thread count).
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
@@ -26,6 +25,7 @@ from torch import nn
 
 from clipshift.data.table import Batch, ImageTextTable
 from clipshift.errors import UserError
+from clipshift.fsio import write_json
 from clipshift.train.checkpoint import atomic_save, load, unwrap
 from clipshift.train.config import NUMERICS_FREE, TrainConfig, first_difference
 from clipshift.train.schedule import build_optimizer, clamp_logit_scales, warmup_cosine
@@ -202,7 +202,7 @@ def train(
     except RunFailed as e:
         record = {"status": "failed", "reason": str(e), "step": step, "total_steps": total_steps}
         if ctx.main:
-            _write_json(out_dir / "final.json", record)
+            write_json(out_dir / "final.json", record)
         raise
     finally:
         bar.close()
@@ -231,7 +231,7 @@ def train(
     if ctx.main:
         _save_final(out_dir, model, setup, cfg, tokenizer, objective.model_overrides())
         ckpt_path.unlink(missing_ok=True)  # the final checkpoint supersedes the resumable one
-        _write_json(out_dir / "final.json", record)
+        write_json(out_dir / "final.json", record)
     return record
 
 
@@ -519,23 +519,9 @@ def _save_final(
         out_dir / "checkpoints" / "final.pt",
     )
     if tokenizer is not None:
-        _write_json(out_dir / "tokenizer.json", tokenizer.state())
+        write_json(out_dir / "tokenizer.json", tokenizer.state())
         from clipshift.models.factory import open_clip_config
 
         cfg_dir = out_dir / "open_clip_config"
         cfg_dir.mkdir(exist_ok=True)
-        _write_json(cfg_dir / f"{cfg.model.name}.json", open_clip_config(cfg.model, tokenizer, **overrides))
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=_default))
-    os.replace(tmp, path)
-
-
-def _default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, float) and math.isnan(o):
-        return None
-    raise TypeError(type(o).__name__)
+        write_json(cfg_dir / f"{cfg.model.name}.json", open_clip_config(cfg.model, tokenizer, **overrides))
