@@ -1,17 +1,22 @@
 """Analysis kinds by name. A kind is one module of `clipshift.analysis.kinds` that registers its typed
-spec (an `AnalysisBase` whose `kind` is a one-value Literal), its default title and its computation:
+spec (an `AnalysisBase` whose `kind` is a one-value Literal, with the kind's own fields), its default
+title and its computation, which fills the finding from the study's data:
 
     class DropSpec(AnalysisBase):
-        kind: Literal["my_drop"]
+        '''My drop: what it measures, in one line.'''
+
+        kind: Literal["my_drop"] = "my_drop"
         common: str = "common"
 
     @register(DropSpec, title="My drop")
     def my_drop(ctx: Context[DropSpec]) -> None:
-        ctx.finding.conclude(...)
+        means, comps = ctx.compare_values(values)  # levels of `compare`, stratified by the other factors
+        ctx.finding.conclude(sentence, supported)
 
-Every module of that package is imported when the kinds are first asked for, so a new kind is one new
-file. Kind modules are imported whenever a study spec is validated: they import numpy-light helpers at
-the top and scipy/matplotlib (plots, fits) or torch (the simulator) inside their computation.
+Every module of that package is imported when the kinds are first asked for, and `clipshift.analysis.spec`
+builds the union of their specs then, so a new kind is one new file there (and its test). Kind modules are
+imported whenever a study spec is validated: they import light helpers at the top, and scipy/matplotlib
+(fits, plots) or torch (the simulator) inside their computation.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from clipshift.analysis.base import AnalysisBase
 from clipshift.analysis.compare import Estimate, LineReplicates, line_replicates, mean_estimate
 from clipshift.analysis.context import Context
 from clipshift.analysis.data import Run, label, matches, value_key
-from clipshift.analysis.finding import Embedded
+from clipshift.analysis.finding import Embedded, Table
 from clipshift.analysis.registry import register
 from clipshift.analysis.wording import (
     NO_SUPPORT,
@@ -56,9 +56,6 @@ class EffectiveRobustnessSpec(AnalysisBase):
 
 @register(EffectiveRobustnessSpec, title="Effective robustness")
 def effective_robustness(ctx: Context[EffectiveRobustnessSpec]) -> None:
-    from clipshift.analysis import effective_robustness as er
-    from clipshift.analysis.reference import reference_from_rows
-
     a, data, f = ctx.spec, ctx.data, ctx.finding
     ys = a.y or [s for s in data.eval_sets() if s != a.x]
     if unit_of(a.metric).unit != "fraction":
@@ -76,86 +73,100 @@ def effective_robustness(ctx: Context[EffectiveRobustnessSpec]) -> None:
         "runs), which grows with the distance from the line's runs."
     )
     for y in ys:
-        try:
-            ref = reference_from_rows(data.rows, a.x, y, a.metric, baseline or None, task=a.task)
-            fit = er.fit_line(ref.x[ref.is_reference], ref.y[ref.is_reference], a.transform)
-        except UserError as e:
-            f.conclude(f"{NO_SUPPORT} on {y}: {e}.", False)
-            continue
-        ers = er.effective_robustness(fit, ref.x, ref.y)
-        values = dict(zip(ref.models, ers.tolist()))
-        line = line_replicates(ref, a.transform, ctx.n_boot)
-        in_line = {m for m, is_ref in zip(ref.models, ref.is_reference) if is_ref}
-        group_of: Callable[[Run], Any] = ctx.level_of
-        groups: list[Any] = ctx.levels([r for r in ctx.runs if r.run_id in values])
-        if ctx.compare:
-            _, comps = ctx.compare_values(values, line=line)
-        elif baseline:
-            # no compare factor: the runs off the line against the runs that define it
-            group_of, groups = (
-                _membership(in_line, "the baseline", "the other"),
-                ["the baseline", "the other"],
-            )
-            _, comps = ctx.compare_values(
-                values,
-                level_of=group_of,
-                levels=groups,
-                ref="the baseline",
-                strata_axes=[x for x in ctx.strata_axes() if x not in baseline],
-                line=line,
-            )
-        else:
-            comps = []
-            f.conclude(
-                f"{NO_SUPPORT} on {y}: with neither `compare` nor `baseline` every run defines the line, "
-                "so effective robustness compares nothing.",
-                False,
-            )
-        for comp in comps:
-            d = comp.diff
-            # is the reference level exactly the set of runs that define the line?
-            ref_is_line = not ctx.compare or (
-                ctx.compare in baseline
-                and matches({ctx.compare: comp.ref}, {ctx.compare: baseline[ctx.compare]})
-            )
-            f.conclude(_sentence(comp.name, comp.ref_name, d, y, line_of, ref_is_line), d.supports)
-            ctx.record("effective_robustness", comp, eval_set=y)
-        # tables and figure
-        rows = []
-        xs = dict(zip(ref.models, ref.x.tolist()))
-        yv = dict(zip(ref.models, ref.y.tolist()))
-        for lv in groups:
-            ids = [
-                r.run_id for r in ctx.runs if r.run_id in values and value_key(group_of(r)) == value_key(lv)
-            ]
-            rows.append(
-                [
-                    label(lv) if lv is not None else "all runs",
-                    str(len(ids)),
-                    plus_minus(mean_estimate([xs[i] for i in ids], ctx.ci)),
-                    plus_minus(mean_estimate([yv[i] for i in ids], ctx.ci)),
-                    plus_minus(mean_estimate([values[i] for i in ids], ctx.ci)),
-                ]
-            )
-        f.tables.append(
-            ctx.level_table(
-                f"{y}: effective robustness by {ctx.compare or 'run group'} (mean ± {pct(ctx.ci)} CI)",
-                [f"{a.x} {a.metric} (%)", f"{y} {a.metric} (%)", "ER (points)"],
-                rows,
-            )
+        _on_shift(ctx, y, baseline, line_of)
+
+
+def _on_shift(ctx: Context[EffectiveRobustnessSpec], y: str, baseline: dict[str, Any], line_of: str) -> None:
+    """Fit the line on one shifted set, word each level's ER against the reference level's, and add the
+    table, the line's notes and the figure."""
+    from clipshift.analysis import effective_robustness as er
+    from clipshift.analysis.reference import reference_from_rows
+
+    a, f = ctx.spec, ctx.finding
+    try:
+        ref = reference_from_rows(ctx.data.rows, a.x, y, a.metric, baseline or None, task=a.task)
+        fit = er.fit_line(ref.x[ref.is_reference], ref.y[ref.is_reference], a.transform)
+    except UserError as e:
+        f.conclude(f"{NO_SUPPORT} on {y}: {e}.", False)
+        return
+    ers = er.effective_robustness(fit, ref.x, ref.y)
+    values = dict(zip(ref.models, ers.tolist()))
+    line = line_replicates(ref, a.transform, ctx.n_boot)
+    in_line = {m for m, is_ref in zip(ref.models, ref.is_reference) if is_ref}
+    group_of: Callable[[Run], Any] = ctx.level_of
+    groups: list[Any] = ctx.levels([r for r in ctx.runs if r.run_id in values])
+    if ctx.compare:
+        _, comps = ctx.compare_values(values, line=line)
+    elif baseline:
+        # no compare factor: the runs off the line against the runs that define it
+        group_of, groups = _membership(in_line, "the baseline", "the other"), ["the baseline", "the other"]
+        _, comps = ctx.compare_values(
+            values,
+            level_of=group_of,
+            levels=groups,
+            ref="the baseline",
+            strata_axes=[x for x in ctx.strata_axes() if x not in baseline],
+            line=line,
         )
-        base_x = ref.x[ref.is_reference]
+    else:
+        comps = []
+        f.conclude(
+            f"{NO_SUPPORT} on {y}: with neither `compare` nor `baseline` every run defines the line, "
+            "so effective robustness compares nothing.",
+            False,
+        )
+    for comp in comps:
+        d = comp.diff
+        # is the reference level exactly the set of runs that define the line?
+        ref_is_line = not ctx.compare or (
+            ctx.compare in baseline and matches({ctx.compare: comp.ref}, {ctx.compare: baseline[ctx.compare]})
+        )
+        f.conclude(_sentence(comp.name, comp.ref_name, d, y, line_of, ref_is_line), d.supports)
+        ctx.record("effective_robustness", comp, eval_set=y)
+    f.tables.append(_level_table(ctx, ref, values, groups, group_of, y))
+    base_x = ref.x[ref.is_reference]
+    f.notes.append(
+        f"{y}: {a.transform} line through {fit.n} runs (slope {num(fit.slope, 2)}, intercept "
+        f"{num(fit.intercept, 2)}, R² {num(fit.r2, 2)}); ER of the line's own runs averages "
+        f"{num(float(np.mean(ers[ref.is_reference])))} points."
+    )
+    if np.ptp(base_x) < 2.0:
         f.notes.append(
-            f"{y}: {a.transform} line through {fit.n} runs (slope {num(fit.slope, 2)}, intercept "
-            f"{num(fit.intercept, 2)}, R² {num(fit.r2, 2)}); ER of the line's own runs averages "
-            f"{num(float(np.mean(ers[ref.is_reference])))} points."
+            f"{y}: the line's runs span only {num(float(np.ptp(base_x)))} points of {a.x} accuracy, so "
+            "its slope is poorly determined; effective robustness far from them is an extrapolation."
         )
-        if np.ptp(base_x) < 2.0:
-            f.notes.append(
-                f"{y}: the line's runs span only {num(float(np.ptp(base_x)))} points of {a.x} accuracy, so "
-                "its slope is poorly determined; effective robustness far from them is an extrapolation."
-            )
-        f.figures.append(_er_figure(ctx, ref, fit, y, in_line, line))
+    f.figures.append(_er_figure(ctx, ref, fit, y, in_line, line))
+
+
+def _level_table(
+    ctx: Context[EffectiveRobustnessSpec],
+    ref: ReferenceSet,
+    values: dict[str, float],
+    groups: list[Any],
+    group_of: Callable[[Run], Any],
+    y: str,
+) -> Table:
+    """x and y accuracy and ER of each group of runs (mean ± CI)."""
+    a = ctx.spec
+    rows = []
+    xs = dict(zip(ref.models, ref.x.tolist()))
+    yv = dict(zip(ref.models, ref.y.tolist()))
+    for lv in groups:
+        ids = [r.run_id for r in ctx.runs if r.run_id in values and value_key(group_of(r)) == value_key(lv)]
+        rows.append(
+            [
+                label(lv) if lv is not None else "all runs",
+                str(len(ids)),
+                plus_minus(mean_estimate([xs[i] for i in ids], ctx.ci)),
+                plus_minus(mean_estimate([yv[i] for i in ids], ctx.ci)),
+                plus_minus(mean_estimate([values[i] for i in ids], ctx.ci)),
+            ]
+        )
+    return ctx.level_table(
+        f"{y}: effective robustness by {ctx.compare or 'run group'} (mean ± {pct(ctx.ci)} CI)",
+        [f"{a.x} {a.metric} (%)", f"{y} {a.metric} (%)", "ER (points)"],
+        rows,
+    )
 
 
 def _line_of(baseline: dict[str, Any]) -> str:

@@ -46,8 +46,6 @@ _LONG_TAIL_STATS = (
 
 @register(LongTailSpec, title="Long tail: accuracy vs class frequency")
 def long_tail(ctx: Context[LongTailSpec]) -> None:
-    from clipshift.analysis import longtail
-
     a, data, f = ctx.spec, ctx.data, ctx.finding
     freq = data.per_class("train", "class_count")
     acc = data.per_class(a.eval_set, "class_acc", a.task)
@@ -63,20 +61,7 @@ def long_tail(ctx: Context[LongTailSpec]) -> None:
         f.conclude(f"{NO_SUPPORT}: no run has per-class accuracy (class_acc) on {a.eval_set!r}.", False)
         return
     mean_freq = _mean_per_class(list(freq.values()))
-    per_run: dict[str, dict[str, float]] = defaultdict(dict)
-    for run_id, accs in acc.items():
-        fr = freq.get(run_id, mean_freq)
-        classes = sorted(set(accs) & set(fr))
-        fv = [fr[c] for c in classes]
-        per_run["corr_acc"][run_id] = longtail.spearman_frequency(fv, [accs[c] for c in classes])[0]
-        if run_id in pred:
-            pc = [c for c in classes if c in pred[run_id]]
-            per_run["corr_pred"][run_id] = longtail.spearman_frequency(
-                [fr[c] for c in pc], [pred[run_id][c] for c in pc]
-            )[0]
-        terc = longtail.tercile_means(fv, [100.0 * accs[c] for c in classes])
-        per_run["tail_acc"][run_id] = terc["tail"]
-        per_run["head_acc"][run_id] = terc["head"]
+    per_run = _per_run_statistics(freq, acc, pred, mean_freq)
     fvals = list(mean_freq.values())
     if len(fvals) < 3 or max(fvals) == min(fvals):
         f.conclude(
@@ -129,6 +114,33 @@ def long_tail(ctx: Context[LongTailSpec]) -> None:
     )
     f.tables.append(table)
     f.figures.append(_frequency_figure(ctx, runs_with, acc, freq, mean_freq))
+
+
+def _per_run_statistics(
+    freq: dict[str, dict[int, float]],
+    acc: dict[str, dict[int, float]],
+    pred: dict[str, dict[int, float]],
+    mean_freq: dict[int, float],
+) -> dict[str, dict[str, float]]:
+    """statistic -> run id -> value, from each run's per-class accuracy and predictions against its own
+    training frequencies (the mean ones where a run has none)."""
+    from clipshift.analysis import longtail
+
+    per_run: dict[str, dict[str, float]] = defaultdict(dict)
+    for run_id, accs in acc.items():
+        fr = freq.get(run_id, mean_freq)
+        classes = sorted(set(accs) & set(fr))
+        fv = [fr[c] for c in classes]
+        per_run["corr_acc"][run_id] = longtail.spearman_frequency(fv, [accs[c] for c in classes])[0]
+        if run_id in pred:
+            pc = [c for c in classes if c in pred[run_id]]
+            per_run["corr_pred"][run_id] = longtail.spearman_frequency(
+                [fr[c] for c in pc], [pred[run_id][c] for c in pc]
+            )[0]
+        terc = longtail.tercile_means(fv, [100.0 * accs[c] for c in classes])
+        per_run["tail_acc"][run_id] = terc["tail"]
+        per_run["head_acc"][run_id] = terc["head"]
+    return per_run
 
 
 def _long_tail_headline(
