@@ -250,11 +250,11 @@ def test_html_is_self_contained_and_embeds_the_figures(effect_report):
 def test_a_probes_results_stay_apart_from_the_models_own(effect_report, tmp_path):
     """The planted linear probe (iid 15 points above the model's own classifier) has its own table, and
     analyses read the model's own predictions unless they ask for the probe's."""
-    from clipshift.report.data import load_study
+    from clipshift.report.data import read_study_dir
 
     summary, html = effect_report
     assert "acc1 (%), linear probe" in html and "acc1 (%)</" in html
-    data = load_study(summary.path.parent / "study")
+    data = read_study_dir(summary.path.parent / "study")
     own, probe = data.scalar("iid", "acc1"), data.scalar("iid", "acc1", "linear_probe")
     assert own.keys() == probe.keys() and len(own) == 18
     assert all(abs(probe[r] - min(own[r] + PROBE_GAIN, 1.0)) < 1e-12 for r in own)
@@ -356,8 +356,8 @@ def test_effective_robustness_intervals_carry_the_uncertainty_of_the_fitted_line
     no true effect, the interval that includes the line's uncertainty covers 0 at about the nominal
     rate; the spread across seeds alone would cover it far less often."""
     from clipshift.analysis import effective_robustness as er
+    from clipshift.analysis.compare import line_replicates as _line_replicates
     from clipshift.analysis.reference import ReferenceSet
-    from clipshift.report.findings import _line_replicates
 
     rng = np.random.default_rng(7)
     sims, covered, covered_seeds_only = 300, 0, 0

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import base64
+import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.axis import Axis
+from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 from numpy.typing import ArrayLike
 
+from clipshift.analysis.data import value_key
 from clipshift.analysis.effective_robustness import Fit, inverse_transform, transform
+from clipshift.analysis.finding import Embedded
 from clipshift.analysis.longtail import spearman_frequency
 from clipshift.analysis.reference import ReferenceSet
 
@@ -257,3 +265,30 @@ def save_figure(fig: Figure, stem: Path | str, dpi: int = 150) -> list[Path]:
         fig.savefig(path, dpi=dpi, format=ext)
         out.append(path)
     return out
+
+
+# -- figures for the report ---------------------------------------------------------------------------
+def embed(fig: Figure, caption: str, alt: str | None = None) -> Embedded:
+    """Serialise and close a figure. The SVG keeps text as paths, so it needs no fonts to render."""
+    buf = io.BytesIO()
+    # figures are built without pyplot (no GUI backend is ever touched)
+    with matplotlib.rc_context({"svg.hashsalt": "clipshift", "svg.fonttype": "path"}):
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    fig.clear()  # analysis plots are not pyplot-managed: clearing is what frees them
+    uri = "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return Embedded(caption, uri, alt or caption)
+
+
+def level_colours(levels: Sequence[Any]) -> dict[str, str]:
+    """Colour per factor level (by its key), stable across every figure of a report."""
+    cmap = matplotlib.colormaps["tab10"]
+    return {value_key(v): to_hex(cmap(i % 10)) for i, v in enumerate(levels)}
+
+
+def plain_log_ticks(axis: Axis) -> None:
+    """Label a log axis 1, 2, 5, 10, 20 … instead of 2×10⁰ and crowded minor labels."""
+    if axis.get_scale() != "log":
+        return
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())

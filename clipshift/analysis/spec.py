@@ -1,68 +1,103 @@
-"""AnalysisSpec: an analysis a study asks for (the `analyses:` list of a study YAML)."""
+"""AnalysisSpec: an analysis a study asks for (the `analyses:` list of a study YAML).
+
+It is a union of every registered kind's spec, keyed on `kind` (see `clipshift.analysis.registry`); a
+field that the named kind does not have is an error that names the field and the kind.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field, TypeAdapter, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
 
-# Which classifier a result comes from: the model's own ("own": CLIP zero-shot, a classifier's head, and
-# retrieval) or a probe learnt on its frozen features. A probe's acc1 is not a zero-shot acc1.
-TaskKind = Literal["own", "linear_probe", "knn"]
-OWN: TaskKind = "own"
-TASK_NAMES = {"own": "own classifier", "linear_probe": "linear probe", "knn": "kNN"}
+from clipshift.analysis import registry
+from clipshift.analysis.base import OWN, TASK_NAMES, AnalysisBase, TaskKind, task_kind
+from clipshift.errors import UserError, format_validation_error
+
+__all__ = ["OWN", "TASK_NAMES", "AnalysisBase", "AnalysisSpec", "TaskKind", "parse_analyses", "task_kind"]
+
+# The one flat model of every kind's fields that clipshift used before kinds had their own specs. A study
+# directory it wrote records all of them for every analysis; the kinds that did not use a field ignored it.
+# (`task` is not among these: it came later, so older directories lack it.)
+_FLAT_FIELDS = frozenset(
+    {
+        *("kind", "title", "metric", "where", "compare"),
+        *("x", "y", "baseline", "transform", "common", "counter", "eval_set", "theory", "sweep", "seeds"),
+    }
+)
 
 
-def task_kind(task: str | None) -> str:
-    """A result's task (zeroshot_classification, classification, linear_probe, …) as a TaskKind."""
-    return task if task in ("linear_probe", "knn") else OWN
+def _own_fields(data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """Validate one analysis as its kind's spec; errors read as if there were one model (no kind tag in
+    the location), and a field of another kind says so."""
+    if isinstance(data, dict):
+        known = registry.kinds()
+        if "kind" not in data:
+            raise _error("missing", "kind", data)
+        kind = known.get(str(data["kind"]))
+        if kind is None:
+            raise _error("value_error", "kind", data["kind"], f"not an analysis kind ({', '.join(known)})")
+        fields = kind.spec.model_fields
+        if set(data) >= _FLAT_FIELDS:  # written by the flat model: drop what this kind never read
+            data = {k: v for k, v in data.items() if k in fields or k not in _FLAT_FIELDS}
+        for key, value in data.items():
+            if key not in fields:
+                own = ", ".join(f for f in fields if f != "kind")
+                raise _error(
+                    "value_error", key, value, f"not a field of a {kind.name!r} analysis (its fields: {own})"
+                )
+    try:
+        return handler(data)
+    except ValidationError as e:
+        tags = set(registry.kinds())
+        errors = []
+        for err in e.errors():
+            loc = err["loc"]
+            line = {
+                "type": err["type"],
+                "loc": loc[1:] if loc and loc[0] in tags else loc,
+                "input": err["input"],
+            }
+            if "ctx" in err:
+                line["ctx"] = err["ctx"]
+            errors.append(line)
+        raise ValidationError.from_exception_data(e.title, errors) from None  # type: ignore[arg-type]
 
 
-AnalysisKind = Literal[
-    "effective_robustness", "spurious_drop", "long_tail", "training_curves", "metrics", "theory"
-]
+def _error(kind: str, field: str, value: Any, message: str = "") -> ValidationError:
+    """A one-problem ValidationError at `field` of the analysis."""
+    line: dict[str, Any] = {"type": kind, "loc": (field,), "input": value}
+    if message:
+        line["ctx"] = {"error": ValueError(message)}
+    return ValidationError.from_exception_data("AnalysisSpec", [line])  # type: ignore[list-item]
 
 
-class AnalysisSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _union() -> Any:
+    specs = tuple(k.spec for k in registry.kinds().values())
+    one_of = specs[0] if len(specs) == 1 else Annotated[Union[specs], Field(discriminator="kind")]  # noqa: UP007
+    return Annotated[one_of, WrapValidator(_own_fields)]
 
-    kind: AnalysisKind
-    title: str | None = Field(None, description="heading in the report (default: from kind)")
-    metric: str = Field("acc1", description="the metric analysed")
-    task: TaskKind = Field(
-        "own",
-        description="whose predictions: own (CLIP zero-shot / a classifier's head), linear_probe or knn "
-        "(needs eval.linear_probe / eval.knn)",
-    )
-    where: dict[str, Any] = Field(
-        default_factory=dict,
-        description="factor filter: analyse only the runs matching it, e.g. {'objective.name': 'clip'} "
-        "(a list value means any of)",
-    )
-    compare: str | None = Field(
-        None, description="the factor (a grid axis, e.g. 'objective.name') whose levels are compared"
-    )
-    # effective_robustness
-    x: str = Field("iid", description="the in-distribution evaluation set (x axis)")
-    y: list[str] = Field(default_factory=list, description="shifted evaluation sets (empty: every other set)")
-    baseline: dict[str, Any] = Field(
-        default_factory=dict,
-        description="factor filter selecting the runs the baseline line is fitted on, e.g. "
-        "{'objective.name': 'supervised'}; empty: all runs",
-    )
-    transform: Literal["logit", "probit"] = "logit"
-    # spurious_drop
-    common: str = "common"
-    counter: str = "counter"
-    # long_tail
-    eval_set: str = Field("iid", description="the evaluation set whose per-class accuracy is analysed")
-    # theory: the latent simulator's sweep of the same knobs, shown beside the trained runs
-    theory: dict[str, Any] = Field(
-        default_factory=dict, description="TheorySpec fields of the simulator's base setting"
-    )
-    sweep: dict[str, list[Any]] = Field(
-        default_factory=dict, description="TheorySpec field -> values; the first axis is the one concluded on"
-    )
-    seeds: list[int] = Field(
-        default_factory=lambda: [0, 1, 2], description="simulator seeds (CIs across them)"
-    )
+
+if TYPE_CHECKING:
+    AnalysisSpec = AnalysisBase
+else:
+    AnalysisSpec = _union()
+
+_ADAPTER: TypeAdapter[AnalysisBase] = TypeAdapter(AnalysisSpec)
+
+
+def parse_analysis(data: Any) -> AnalysisBase:
+    """One analysis mapping as its kind's spec (pydantic's ValidationError on a problem)."""
+    return _ADAPTER.validate_python(data)
+
+
+def parse_analyses(items: Sequence[Any] | None, source: str = "study spec") -> list[AnalysisBase]:
+    """A study's `analyses:` list; the first problem is a one-line UserError (`analyses[2].x = …`)."""
+    out = []
+    for i, a in enumerate(items or []):
+        try:
+            out.append(parse_analysis(a))
+        except ValidationError as e:
+            raise UserError(format_validation_error(e, source, prefix=f"analyses[{i}]")) from None
+    return out

@@ -14,11 +14,14 @@ from urllib.parse import unquote
 import yaml
 
 from clipshift import __version__
-from clipshift.report.data import StudyData, label, load_study, value_key
-from clipshift.report.figures import embed, training_curves
-from clipshift.report.findings import Finding, curve_summary, findings
+from clipshift.analysis.data import StudyData, label, value_key
+from clipshift.analysis.finding import Finding, Table
+from clipshift.analysis.kinds.training_curves import curve_summary, curves_figure
+from clipshift.analysis.plots import embed
+from clipshift.report.data import read_study_dir
+from clipshift.report.findings import findings
 from clipshift.report.html import Page, render
-from clipshift.report.tables import Table, metric_tables, status_table
+from clipshift.report.tables import metric_tables, status_table
 
 
 @dataclass
@@ -56,7 +59,7 @@ def build_report(
 ) -> ReportSummary:
     """Write the report of STUDY_DIR to `out_path` (default STUDY_DIR/report.html); with `figures_dir`,
     also every figure of the findings as an SVG file (`<n>-<analysis kind>-<k>.svg`)."""
-    data = load_study(study_dir)
+    data = read_study_dir(study_dir)
     out = Path(out_path) if out_path is not None else Path(study_dir) / "report.html"
     summary = write_report(data, out, ci=ci, n_boot=n_boot)
     if figures_dir is not None:
@@ -88,7 +91,7 @@ def write_report(
     extra = []
     if not any(f.kind == "training_curves" for f in found):
         axes = data.axes()
-        fig = training_curves(data, data.runs, axes[0] if axes else None)
+        fig = curves_figure(data, data.runs, axes[0] if axes else None)
         if fig is not None:
             extra.append(embed(fig, "Training loss per run. " + curve_summary(data, data.runs)[0]))
     page = Page(

@@ -11,9 +11,7 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
-from clipshift.report.figures import Embedded
-from clipshift.report.findings import Finding
-from clipshift.report.tables import Table
+from clipshift.analysis.finding import Embedded, Finding, Table
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 

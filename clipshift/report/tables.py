@@ -3,42 +3,20 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
 from typing import Any
 
-from clipshift.analysis.spec import OWN, TASK_NAMES, task_kind
+from clipshift.analysis.base import OWN, TASK_NAMES, task_kind
+from clipshift.analysis.compare import mean_estimate
+from clipshift.analysis.data import StudyData, label, value_key
+from clipshift.analysis.finding import Table
+from clipshift.analysis.wording import decimals, plus_minus
 from clipshift.evaluate.units import unit_of
-from clipshift.report.data import StudyData, label, value_key
-from clipshift.report.estimates import mean_estimate, plus_minus
 
 HEADLINE_METRICS = ("acc1", "acc5", "mean_per_class_recall", "worst_group_acc")
 SKIP_METRICS = ("n",)  # the evaluation set's size, not a result
 
 
-@dataclass
-class Table:
-    title: str
-    columns: list[str]
-    rows: list[list[str]]
-    note: str | None = None
-    collapsed: bool = False  # rendered inside a closed <details>
-    numeric_from: int = 0  # columns from this index on are right-aligned numbers
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"title": self.title, "columns": self.columns, "rows": self.rows, "note": self.note}
-
-
-def is_fraction(metric: str) -> bool:
-    """Fractions (accuracies, recalls) are stored 0–1 and shown in percent (evaluate.units declares it)."""
-    return unit_of(metric).unit == "fraction"
-
-
-def scale(metric: str) -> float:
-    return unit_of(metric).scale
-
-
-def unit(metric: str) -> str:
-    return unit_of(metric).suffix
+__all__ = ["HEADLINE_METRICS", "SKIP_METRICS", "Table", "metric_tables", "status_table"]
 
 
 def metric_tables(data: StudyData, ci: float = 0.95) -> list[Table]:
@@ -69,8 +47,8 @@ def metric_tables(data: StudyData, ci: float = 0.95) -> list[Table]:
         present = [s for s in sets if any((metric, ck, s) in cells for ck in order)]
         if not present:
             continue
-        s = scale(plain)
-        digits = 1 if is_fraction(plain) else 3
+        s = unit_of(plain).scale
+        digits = decimals(plain)
         rows = []
         for ck in order:
             if not any((metric, ck, es) in cells for es in present):
@@ -81,7 +59,7 @@ def metric_tables(data: StudyData, ci: float = 0.95) -> list[Table]:
                 vals = [v * s for v in cells.get((metric, ck, es), [])]
                 cols.append(plus_minus(mean_estimate(vals, ci), digits) if vals else "–")
             rows.append([*cols[: len(axes)], str(n), *cols[len(axes) :]])
-        u = " (%)" if is_fraction(plain) else ""
+        u = " (%)" if unit_of(plain).unit == "fraction" else ""
         tables.append(
             Table(
                 title=f"{plain}{u}" + ("" if task == OWN else f", {TASK_NAMES[task]}"),

@@ -233,7 +233,7 @@ def check_analyses(spec: StudySpec) -> None:
                 f"{where}analyses[{i}].compare = {a.compare!r}: not a grid or zip axis "
                 f"({', '.join(axes) or 'the study has none'})"
             )
-        for field, keys in (("baseline", a.baseline), ("where", a.where)):
+        for field, keys in a.axis_filters().items():
             for key in keys:
                 if key not in axes:
                     raise UserError(

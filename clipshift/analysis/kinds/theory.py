@@ -1,26 +1,69 @@
-"""The `theory` analysis: the latent simulator's sweep of a study's knobs, beside its trained runs.
+"""The latent simulator's sweep of a study's knobs (`clipshift.theory`), beside its trained runs.
 
-The simulator (clipshift.theory) is cheap (about a second per setting), so the report runs it on the
-spot; the conclusion compares each learner's shifted accuracy at the last and first value of the first
-sweep axis, across the simulator seeds (other sweep axes are strata, as for trained runs)."""
+The simulator is cheap (about a second per setting), so the report runs it on the spot; the conclusion
+compares each learner's shifted accuracy at the last and first value of the first sweep axis, across the
+simulator seeds (other sweep axes are strata, as for trained runs). The simulator (numpy/torch) is
+imported only when the analysis runs."""
 
 from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from typing import Any
+from typing import Any, Literal
 
-from matplotlib.figure import Figure
+from pydantic import Field
 
-from clipshift.analysis.spec import AnalysisSpec
+from clipshift.analysis.base import AnalysisBase
+from clipshift.analysis.compare import Estimate, mean_estimate, stratified_difference
+from clipshift.analysis.context import Context
+from clipshift.analysis.data import value_key
+from clipshift.analysis.finding import Embedded, Table
+from clipshift.analysis.registry import register
+from clipshift.analysis.wording import NO_SUPPORT, ci_text, no_support_reason, num
 from clipshift.errors import UserError
-from clipshift.report.data import value_key
-from clipshift.report.estimates import Estimate, mean_estimate, num, stratified_difference
-from clipshift.report.figures import Embedded, embed, level_colours
-from clipshift.report.tables import Table
 
 
-def theory_rows(a: AnalysisSpec) -> list[dict[str, Any]]:
+class TheoryAnalysisSpec(AnalysisBase):
+    """Latent simulator: the simulator's sweep of the same knobs, beside the trained runs."""
+
+    kind: Literal["theory"] = "theory"
+    theory: dict[str, Any] = Field(
+        default_factory=dict, description="TheorySpec fields of the simulator's base setting"
+    )
+    sweep: dict[str, list[Any]] = Field(
+        default_factory=dict, description="TheorySpec field -> values; the first axis is the one concluded on"
+    )
+    seeds: list[int] = Field(
+        default_factory=lambda: [0, 1, 2], description="simulator seeds (CIs across them)"
+    )
+
+
+# a setting small enough to run in seconds (the registry-loop test runs it)
+EXAMPLE = {
+    "theory": {"n_train": 600, "n_test": 400, "steps": 60, "learners": ["supervised"]},
+    "sweep": {"p_spurious": [0.5, 0.99]},
+}
+
+
+@register(TheoryAnalysisSpec, title="Latent simulator", example=EXAMPLE)
+def theory(ctx: Context[TheoryAnalysisSpec]) -> None:
+    a, f = ctx.spec, ctx.finding
+    changes, details, table, figure = theory_finding(a, ctx.ci)
+    axis = next(iter(a.sweep))
+    first, last = a.sweep[axis][0], a.sweep[axis][-1]
+    for learner, d in changes.items():
+        verdict = "" if d.supports else f" — {NO_SUPPORT.lower()} ({no_support_reason(d)})"
+        f.conclude(
+            f"Simulator, {learner}: raising {axis} from {first} to {last} changes shifted accuracy by "
+            f"{num(d.value, 1)} points ({ci_text(d, 1)}){verdict}.",
+            d.supports,
+        )
+    f.details.extend(details)
+    f.tables.append(table)
+    f.figures.append(figure)
+
+
+def theory_rows(a: TheoryAnalysisSpec) -> list[dict[str, Any]]:
     """One row per (sweep setting, seed): the settings and each learner's id/shift accuracy and drop."""
     from clipshift.configio import validate
     from clipshift.theory.simulator import TheorySpec, sweep
@@ -31,9 +74,15 @@ def theory_rows(a: AnalysisSpec) -> list[dict[str, Any]]:
     return sweep(base, {**a.sweep, "seed": list(a.seeds)})
 
 
-def theory_finding(a: AnalysisSpec, ci: float) -> tuple[dict[str, Estimate], list[str], Table, Embedded]:
+def theory_finding(
+    a: TheoryAnalysisSpec, ci: float
+) -> tuple[dict[str, Estimate], list[str], Table, Embedded]:
     """Per learner, the change of shifted accuracy from the first to the last value of the first sweep
     axis (stratified by the other axes, across seeds); details; table of means; figure."""
+    from matplotlib.figure import Figure
+
+    from clipshift.analysis.plots import embed, level_colours
+
     rows = theory_rows(a)
     axis, *others = list(a.sweep)
     first, last = a.sweep[axis][0], a.sweep[axis][-1]

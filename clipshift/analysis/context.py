@@ -1,0 +1,124 @@
+"""What an analysis kind's computation is given: the study's data, its typed spec, the confidence level,
+the finding it fills, and the comparison of the `compare` factor's levels on those runs."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from clipshift.analysis.base import AnalysisBase
+from clipshift.analysis.compare import Comparison, Estimate, LineReplicates, compare_levels
+from clipshift.analysis.data import Run, StudyData, label, matches, value_key, zipped_with
+from clipshift.analysis.finding import Finding, Table
+
+S = TypeVar("S", bound=AnalysisBase)
+
+
+@dataclass
+class Context(Generic[S]):
+    data: StudyData
+    spec: S
+    ci: float
+    n_boot: int
+    finding: Finding
+    _compare: str | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        c = self.spec.compare
+        if c and c not in self.data.axes():
+            known = ", ".join(self.data.axes()) or "none"
+            self.finding.notes.append(
+                f"compare: {c!r} does not vary across the runs (factors that vary: {known}); "
+                "the runs are analysed as one group."
+            )
+            c = None
+        self._compare = c
+        if c:
+            # levels the study planned whose runs all failed or are still pending
+            planned = self.data.levels(c, self.data.runs)
+            done = {value_key(v) for v in self.data.levels(c, self.runs)}
+            for lv in planned:
+                if value_key(lv) not in done:
+                    runs = [r for r in self.data.runs if value_key(r.factors.get(c)) == value_key(lv)]
+                    states = ", ".join(
+                        f"{n} {st}" for st, n in sorted(Counter(r.status for r in runs).items())
+                    )
+                    self.finding.notes.append(f"{c}={label(lv)} has no finished runs ({states}).")
+
+    @property
+    def compare(self) -> str | None:
+        return self._compare
+
+    @property
+    def runs(self) -> list[Run]:
+        """The finished runs this analysis compares (`where` narrows them; an effective-robustness line
+        is still fitted through every baseline run)."""
+        return [r for r in self.data.done_runs if matches(r.factors, self.spec.where)]
+
+    def level_of(self, run: Run) -> Any:
+        return run.factors.get(self.compare) if self.compare else None
+
+    def levels(self, runs: Sequence[Run] | None = None) -> list[Any]:
+        return self.data.levels(self.compare, runs) if self.compare else [None]
+
+    def reference_level(self, levels: Sequence[Any]) -> Any:
+        """The spec's reference runs' level of the compare factor if it names one, else the first level."""
+        reference = self.spec.reference_filter()
+        if self.compare and self.compare in reference:
+            want = reference[self.compare]
+            for lv in levels:
+                if matches({self.compare: lv}, {self.compare: want}) and not isinstance(want, list):
+                    return lv
+        return levels[0]
+
+    def strata_axes(self) -> list[str]:
+        # axes zipped with the compared one move with it: they are not other factors to stratify by
+        same = zipped_with(self.data.spec, self.compare)
+        return [a for a in self.data.axes() if a != self.compare and a not in same]
+
+    def compare_values(
+        self,
+        values: dict[str, float],
+        level_of: Callable[[Run], Any] | None = None,
+        levels: Sequence[Any] | None = None,
+        ref: Any = None,
+        strata_axes: list[str] | None = None,
+        line: LineReplicates | None = None,
+    ) -> tuple[dict[str, Estimate], list[Comparison]]:
+        """Per-level means (keyed by level key) and each level's difference to the reference level.
+
+        By default the levels are those of the compare factor; `level_of`/`levels`/`ref` group the runs
+        otherwise, and `strata_axes` must then leave out the factors that define those groups. `line`
+        (values measured from a fitted line) adds the line's own uncertainty to each difference."""
+        axis = self.compare if level_of is None else None
+        level_of = level_of or self.level_of
+        runs = [r for r in self.runs if r.run_id in values and math.isfinite(values[r.run_id])]
+        if levels is None:
+            levels = self.levels(runs)
+            ref = self.reference_level(levels) if levels else None
+        if strata_axes is None:
+            strata_axes = self.strata_axes()
+        groups = [
+            (r.run_id, level_of(r), "|".join(value_key(r.factors.get(a)) for a in strata_axes)) for r in runs
+        ]
+        return compare_levels(values, groups, levels, ref, self.ci, line, axis)
+
+    def record(self, what: str, comp: Comparison, **extra: Any) -> None:
+        self.finding.numbers.append(
+            {
+                "what": what,
+                "level": comp.level,
+                "ref": comp.ref,
+                "diff": comp.diff.to_dict(),
+                "level_mean": comp.level_mean.to_dict(),
+                "ref_mean": comp.ref_mean.to_dict(),
+                **extra,
+            }
+        )
+
+    def level_table(self, title: str, columns: list[str], rows: list[list[str]]) -> Table:
+        head = [self.compare or "runs", "n", *columns]
+        return Table(title, head, rows, numeric_from=1)

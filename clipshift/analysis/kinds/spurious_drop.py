@@ -1,0 +1,181 @@
+"""Spurious backgrounds (CounterAnimal, Wang et al., 2024): the drop from the `common` evaluation set
+(each class on its usual background) to `counter` (an unusual one), compared across the levels of a
+factor within each combination of the others."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Literal
+
+from clipshift.analysis.base import AnalysisBase
+from clipshift.analysis.compare import mean_estimate, stratified_difference
+from clipshift.analysis.context import Context
+from clipshift.analysis.data import Run, combo_label, label, value_key
+from clipshift.analysis.finding import Embedded, Table
+from clipshift.analysis.registry import register
+from clipshift.analysis.wording import (
+    NO_SUPPORT,
+    axis_label,
+    cap,
+    ci_text,
+    magnitude,
+    no_support_reason,
+    num,
+    pct,
+    plus_minus,
+    points,
+)
+from clipshift.evaluate.units import unit_of
+
+
+class SpuriousDropSpec(AnalysisBase):
+    """Spurious backgrounds: the drop from the common to the counter evaluation set."""
+
+    kind: Literal["spurious_drop"] = "spurious_drop"
+    common: str = "common"
+    counter: str = "counter"
+
+
+@register(SpuriousDropSpec, title="Spurious backgrounds: common vs counter")
+def spurious_drop(ctx: Context[SpuriousDropSpec]) -> None:
+    a, data, f = ctx.spec, ctx.data, ctx.finding
+    s = unit_of(a.metric).scale
+    common, counter = data.scalar(a.common, a.metric, a.task), data.scalar(a.counter, a.metric, a.task)
+    drops = {r: s * (common[r] - counter[r]) for r in common if r in counter}
+    what = f"{a.common}−{a.counter} drop"
+    pts = points(a.metric)
+    if not drops:
+        f.conclude(f"{NO_SUPPORT}: no run has {a.metric} on both {a.common!r} and {a.counter!r}.", False)
+        return
+    means, comps = ctx.compare_values(drops)
+    if not comps:
+        est = next(iter(means.values()))
+        if est.supports:
+            verb = "falls" if est.value > 0 else "rises"
+            f.conclude(
+                f"{a.metric} {verb} by {num(abs(est.value))} {pts} ({ci_text(magnitude(est))}) from "
+                f"{a.common} to {a.counter}.",
+                True,
+            )
+        else:
+            f.conclude(
+                f"{NO_SUPPORT} about a {what}: {num(est.value)} {pts} ({ci_text(est)}; "
+                f"{no_support_reason(est)}).",
+                False,
+            )
+        f.numbers.append({"what": "drop", "mean": est.to_dict()})
+    for comp in comps:
+        d = comp.diff
+        if d.supports:
+            big, small = (comp.name, comp.ref_name) if d.value > 0 else (comp.ref_name, comp.name)
+            big_m, small_m = (
+                (comp.level_mean, comp.ref_mean) if d.value > 0 else (comp.ref_mean, comp.level_mean)
+            )
+            f.conclude(
+                f"{cap(big)}'s {what} exceeds {small}'s by {num(abs(d.value))} {pts} "
+                f"({ci_text(magnitude(d))}; drops {num(big_m.value)} vs {num(small_m.value)}).",
+                True,
+            )
+        else:
+            f.conclude(
+                f"{NO_SUPPORT} about a difference in the {what} between {comp.name} and {comp.ref_name}: "
+                f"{num(d.value)} {pts} ({ci_text(d)}; {no_support_reason(d)}).",
+                False,
+            )
+        ctx.record("drop", comp)
+    rows = []
+    runs_with = [r for r in ctx.runs if r.run_id in drops]
+    for lv in ctx.levels(runs_with):
+        ids = [r.run_id for r in runs_with if value_key(ctx.level_of(r)) == value_key(lv)]
+        rows.append(
+            [
+                label(lv) if ctx.compare else "all runs",
+                str(len(ids)),
+                plus_minus(mean_estimate([s * common[i] for i in ids], ctx.ci)),
+                plus_minus(mean_estimate([s * counter[i] for i in ids], ctx.ci)),
+                plus_minus(mean_estimate([drops[i] for i in ids], ctx.ci)),
+            ]
+        )
+    u = unit_of(a.metric).suffix.strip()
+    f.tables.append(
+        ctx.level_table(
+            f"{a.metric} on {a.common} and {a.counter} (mean ± {pct(ctx.ci)} CI)",
+            [
+                f"{a.common} ({u})" if u else a.common,
+                f"{a.counter} ({u})" if u else a.counter,
+                f"drop ({pts})",
+            ],
+            rows,
+        )
+    )
+    strata = ctx.strata_axes()
+    if ctx.compare and strata:
+        f.tables.append(_per_stratum_table(ctx, drops, strata, f"{what} ({pts}) within each combination"))
+    f.figures.append(_counter_common_figure(ctx, common, counter, s))
+
+
+def _per_stratum_table(
+    ctx: Context[SpuriousDropSpec], values: dict[str, float], strata: list[str], title: str
+) -> Table:
+    """The comparison repeated within each combination of the other factors."""
+    runs = [r for r in ctx.runs if r.run_id in values]
+    groups: dict[str, list[Run]] = defaultdict(list)
+    for r in runs:
+        groups["|".join(value_key(r.factors.get(a)) for a in strata)].append(r)
+    levels = ctx.levels(runs)
+    ref = ctx.reference_level(levels)
+    others = [lv for lv in levels if value_key(lv) != value_key(ref)]
+    rows = []
+    for rs in groups.values():
+        per = {
+            value_key(lv): [values[r.run_id] for r in rs if value_key(ctx.level_of(r)) == value_key(lv)]
+            for lv in levels
+        }
+        row = [combo_label(rs[0].factors, strata)]
+        row += [plus_minus(mean_estimate(per[value_key(lv)], ctx.ci)) for lv in levels]
+        for lv in others:
+            d = stratified_difference([(per[value_key(lv)], per[value_key(ref)])], ctx.ci)
+            row.append(f"{num(d.value)} ({ci_text(d)})" if math.isfinite(d.value) else "–")
+        rows.append(row)
+    cols = ["other factors", *[label(lv) for lv in levels], *[f"{label(lv)} − {label(ref)}" for lv in others]]
+    return Table(title, cols, rows, numeric_from=1)
+
+
+def _counter_common_figure(
+    ctx: Context[SpuriousDropSpec], common: dict[str, float], counter: dict[str, float], s: float
+) -> Embedded:
+    from clipshift.analysis import plots
+
+    a = ctx.spec
+    runs = [r for r in ctx.runs if r.run_id in common and r.run_id in counter]
+    fig = plots.plot_counter_common(
+        [s * common[r.run_id] for r in runs],
+        [s * counter[r.run_id] for r in runs],
+        title=f"{a.counter} vs {a.common} ({a.metric})",
+    )
+    ax = fig.axes[0]
+    ax.ticklabel_format(useOffset=False)  # nearly equal accuracies would otherwise read "+1e1"
+    if ctx.compare:
+        # colour each run by its level, over the plain markers
+        colours = plots.level_colours(ctx.levels(runs))
+        for lv in ctx.levels(runs):
+            sel = [r for r in runs if value_key(ctx.level_of(r)) == value_key(lv)]
+            ax.scatter(
+                [s * common[r.run_id] for r in sel],
+                [s * counter[r.run_id] for r in sel],
+                s=42,
+                color=colours[value_key(lv)],
+                edgecolors="white",
+                linewidths=0.6,
+                label=f"{ctx.compare}={label(lv)}",
+                zorder=7,
+            )
+        ax.legend(loc="upper left", fontsize="small", frameon=False)
+    ax.set_xlabel(f"{a.common} {axis_label(a.metric)}")
+    ax.set_ylabel(f"{a.counter} {axis_label(a.metric)}")
+    return plots.embed(
+        fig,
+        f"One point per run: {a.metric} on {a.counter} against {a.common}. Points below the dashed "
+        "diagonal lose accuracy when the background is unusual.",
+    )
