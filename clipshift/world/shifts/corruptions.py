@@ -62,18 +62,36 @@ def occlusion(r: Renderer, img: Tensor, half: float, cp: Tensor) -> Tensor:
     return torch.where(box.unsqueeze(1), grey.expand_as(img), img)
 
 
-# severity 1..5 of each corruption
+# severities: the level passed to the function at severity 1..5 (ImageNet-C's convention of five)
 register_corruption(
     CorruptionDef(
-        "noise", "Gaussian pixel noise (the ImageNet-C analogue)", (0.04, 0.08, 0.13, 0.19, 0.27), noise
+        name="noise",
+        description="Gaussian pixel noise",
+        severities=(0.04, 0.08, 0.13, 0.19, 0.27),  # standard deviation
+        apply=noise,
     )
 )
-register_corruption(CorruptionDef("blur", "Gaussian blur", (0.5, 0.8, 1.1, 1.5, 2.0), blur))
 register_corruption(
-    CorruptionDef("contrast", "contrast reduced toward the mean", (0.7, 0.5, 0.38, 0.28, 0.2), contrast)
+    CorruptionDef(
+        name="blur",
+        description="Gaussian blur",
+        severities=(0.5, 0.8, 1.1, 1.5, 2.0),  # sigma in pixels
+        apply=blur,
+    )
 )
 register_corruption(
     CorruptionDef(
-        "occlusion", "a grey square hides part of the object", (0.25, 0.35, 0.45, 0.55, 0.65), occlusion
+        name="contrast",
+        description="contrast pulled toward the image mean",
+        severities=(0.7, 0.5, 0.38, 0.28, 0.2),  # remaining contrast
+        apply=contrast,
+    )
+)
+register_corruption(
+    CorruptionDef(
+        name="occlusion",
+        description="a grey square hides part of the object",
+        severities=(0.25, 0.35, 0.45, 0.55, 0.65),  # side of the square (fraction of the image)
+        apply=occlusion,
     )
 )

@@ -53,21 +53,37 @@ def painting(r: Renderer, s: Scene) -> Tensor:
     return img * strokes * warm
 
 
+# the order is the domain code (photo = 0, the reference every style starts from): add new ones at the end
 register_domain(
-    DomainDef("photo", "photo", "photo-like renders: shaded, textured object on its habitat", render=None)
+    DomainDef(
+        name="photo",
+        word="photo",
+        description="photo-like renders: a shaded, textured object on its habitat",
+        render=None,
+    )
 )
 register_domain(
     DomainDef(
-        "sketch",
-        "sketch",
-        "edges and outline in ink, no colour (the ImageNet-Sketch analogue)",
+        name="sketch",
+        word="sketch",
+        description="edges and outline in ink, no colour (the ImageNet-Sketch analogue)",
         render=sketch,
         keeps_colour=False,
     )
 )
 register_domain(
     DomainDef(
-        "rendition", "cartoon", "flat cartoon palette with outlines (the ImageNet-R analogue)", rendition
+        name="rendition",
+        word="cartoon",
+        description="flat cartoon palette with outlines (the ImageNet-R analogue)",
+        render=rendition,
     )
 )
-register_domain(DomainDef("painting", "painting", "posterised, softened, brush strokes, warm tint", painting))
+register_domain(
+    DomainDef(
+        name="painting",
+        word="painting",
+        description="posterised and softened, with brush strokes and a warm tint",
+        render=painting,
+    )
+)
