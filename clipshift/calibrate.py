@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clipshift.world import World, WorldSpec
+from clipshift.world import World, WorldSpec, shifts
 
 MEAN, STD = 0.5, 0.25
 
@@ -126,9 +126,7 @@ def calibrate(
     world0 = World(_with_rho(spec, 0.0))
     net = train_probe(world0, samples, model, batch_size, seed=seed, progress=progress, desc="probe rho=0")
     out["train_s_per_probe"] = round(time.perf_counter() - t0, 1)
-    out["core"] = {
-        s: probe_accuracy(net, world0, s, eval_n) for s in ("iid", "sketch", "rendition", "painting")
-    }
+    out["core"] = {s: probe_accuracy(net, world0, s, eval_n) for s in ("iid", *shifts.shifted_domains())}
 
     world1 = World(_with_rho(spec, rho))
     net = train_probe(
@@ -168,7 +166,7 @@ def format_report(r: dict[str, Any]) -> str:
         lines.append(f"{name:50s} {v:7.1f} {unit}")
 
     row("core: iid accuracy at rho=0", r["core"]["iid"])
-    for d in ("sketch", "rendition", "painting"):
+    for d in (s for s in r["core"] if s != "iid"):  # every domain shift that was probed
         row(f"domain: {d} accuracy at rho=0", r["core"][d])
     rho = r["rho"]
     row(f"spurious: common accuracy at rho={rho:g}", r["spurious"]["common"])

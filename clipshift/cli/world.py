@@ -31,12 +31,17 @@ def load_spec(args: argparse.Namespace) -> Any:
 
 
 def register(sub: Any) -> None:
+    # torch-free: the split names come from the shift registry, so a new domain or corruption shows here
+    from clipshift.world import shifts
+    from clipshift.world.evalsets import split_names
+
     g = add_group(
         sub,
         "world",
         help="the procedural image-caption world: preview, export, describe, calibrate",
         description="The procedural world: K concepts with core shapes, shared details, habitats with a "
-        "spurious strength rho, domains, corruptions, captions at four levels of detail, class-frequency "
+        f"spurious strength rho, domains ({', '.join(shifts.domain_names())}), corruptions "
+        f"({', '.join(shifts.corruption_names())}), captions at four levels of detail, class-frequency "
         "profiles and open-world concepts. Every sample carries its ground truth.",
         examples="  clipshift world preview --out grid.png\n"
         "  clipshift world export --split counter --n 500 --format counteranimal --out data/ca\n"
@@ -86,8 +91,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--split",
         default="train",
-        help="train, iid, common, counter, sketch, rendition, painting, "
-        "pose, corrupt-<noise|blur|contrast|occlusion>-<1..5> (default: %(default)s)",
+        help=f"{split_names()} (default: %(default)s)",
     )
     p.add_argument("--n", type=int, default=1000, help="number of samples (default: %(default)s)")
     p.add_argument("--format", required=True, choices=EXPORT_FORMATS)
@@ -106,7 +110,7 @@ def register(sub: Any) -> None:
         _describe,
     )
     add_spec_args(p)
-    p.add_argument("--split", default="train", help="split to describe (default: %(default)s)")
+    p.add_argument("--split", default="train", help=f"{split_names()} (default: %(default)s)")
     p.add_argument("--n", type=int, default=10000, help="number of samples (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -115,7 +119,8 @@ def register(sub: Any) -> None:
         "calibrate",
         "are this world's effects measurable? core learnability and shortcut strength by a probe",
         "Train the default tiny image tower for a fixed budget twice — with rho = 0 (core learnability, "
-        "domain shift cost) and with a strong rho (background shortcut: common vs counter) — and report "
+        f"cost of each domain shift: {', '.join(shifts.shifted_domains())}) and with a strong rho "
+        "(background shortcut: common vs counter) — and report "
         "how predictive colour, pattern, size and background are of the class. Takes about two minutes "
         "with the default budget on a 2-core CPU.",
         "  clipshift world calibrate\n"

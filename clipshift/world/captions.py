@@ -6,10 +6,11 @@ from typing import Any
 
 import numpy as np
 
+from clipshift.world import shifts
 from clipshift.world.concepts import Concepts
-from clipshift.world.names import BACKGROUNDS, COLOURS, DOMAINS, GENERIC_NOUNS, PATTERNS, SIZES
+from clipshift.world.names import BACKGROUNDS, COLOURS, GENERIC_NOUNS, PATTERNS, SIZES
 from clipshift.world.rng import uniform
-from clipshift.world.sampling import DOMAIN_NAMES, Factors, S
+from clipshift.world.sampling import Factors, S
 from clipshift.world.spec import CaptionSpec
 
 TEMPLATES = ["a photo of a {}.", "a picture of a {}.", "an image of the {}.", "a {}."]
@@ -27,6 +28,9 @@ def captions(f: Factors, concepts: Concepts, spec: CaptionSpec, key: int) -> lis
     n = len(f)
     u = uniform(key, f.index, S.CAPTION, 12)
     annotated = set(spec.annotated())
+    # per domain code: the caption word and whether the colour can be seen (e.g. not in a sketch)
+    words_of = [d.word for d in shifts.domains()]
+    colour_seen = [shifts.colour_survives(d, f.corruption) for d in shifts.domain_names()]
     out: list[str] = []
     for i in range(n):
         ui = u[i]
@@ -50,7 +54,7 @@ def captions(f: Factors, concepts: Concepts, spec: CaptionSpec, key: int) -> lis
         if "pattern" in annotated and mention[1]:
             p = PATTERNS[_PATTERN_NAMES[int(f.pattern[i])]]
             words.append(p[1] if syn[2] else p[0])
-        if "colour" in annotated and mention[2] and DOMAIN_NAMES[int(f.domain[i])] != "sketch":
+        if "colour" in annotated and mention[2] and colour_seen[int(f.domain[i])]:
             c = COLOURS[int(f.colour[i])]
             words.append(c[1] if syn[3] else c[0])
         words.append(noun)
@@ -59,7 +63,7 @@ def captions(f: Factors, concepts: Concepts, spec: CaptionSpec, key: int) -> lis
             b = BACKGROUNDS[int(f.background[i])]
             text += f" on {b[1] if syn[4] else b[0]}"
         if "domain" in annotated and mention[4]:
-            text += f", in a {DOMAINS[DOMAIN_NAMES[int(f.domain[i])]]}"
+            text += f", in a {words_of[int(f.domain[i])]}"
         out.append(text)
     return out
 
@@ -81,7 +85,7 @@ def describe_factors(f: Any, i: int, concepts: Concepts) -> dict[str, object]:
         "open_world": label >= concepts.n_classes,
         "background": BACKGROUNDS[int(f.background[i])][0],
         "common": bool(f.common[i]),
-        "domain": DOMAIN_NAMES[int(f.domain[i])],
+        "domain": shifts.domains()[int(f.domain[i])].name,
         "corruption": f.corruption,
         "severity": f.severity,
         "colour": COLOURS[int(f.colour[i])][0],

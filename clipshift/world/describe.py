@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 
 from clipshift.errors import UserError
+from clipshift.world import shifts
 from clipshift.world.evalsets import parse_split
-from clipshift.world.sampling import DOMAIN_NAMES
 from clipshift.world.world import World
 
 _CHUNK = 50_000  # factors carry a few float arrays per sample; chunking bounds memory for huge n
@@ -31,14 +31,15 @@ def describe_split(world: World, split: str, n: int) -> dict[str, Any]:
 
     class_counts = np.zeros(n_total, dtype=np.int64)
     cooc = np.zeros((k, b), dtype=np.int64)
-    domains = np.zeros(len(DOMAIN_NAMES), dtype=np.int64)
+    domain_names = shifts.domain_names()
+    domains = np.zeros(len(domain_names), dtype=np.int64)
     n_common = 0
     for lo in range(0, n, _CHUNK):
         f = world.factors(sdef, np.arange(lo, min(lo + _CHUNK, n)))
         class_counts += np.bincount(f.label, minlength=n_total)
         ev = f.label < k  # open-world concepts have no row in the K x B matrix
         np.add.at(cooc, (f.label[ev], f.background[ev]), 1)
-        domains += np.bincount(f.domain, minlength=len(DOMAIN_NAMES))
+        domains += np.bincount(f.domain, minlength=len(domain_names))
         n_common += int(f.common.sum())
 
     present = class_counts[:k][class_counts[:k] > 0]
@@ -55,7 +56,7 @@ def describe_split(world: World, split: str, n: int) -> dict[str, Any]:
         "background_names": world.background_names,
         "background_class_cooccurrence": cooc.tolist(),
         "common_fraction": n_common / n,
-        "domain_mix": {d: float(c / n) for d, c in zip(DOMAIN_NAMES, domains)},
+        "domain_mix": {d: float(c / n) for d, c in zip(domain_names, domains)},
         "corruption": {"kind": sdef.corruption or "none", "severity": sdef.severity},
         "caption_level": world.spec.captions.level,
         "example_captions": world.captions(head),

@@ -26,6 +26,7 @@ from PIL import Image
 
 from clipshift import __version__
 from clipshift.errors import UserError
+from clipshift.world import shifts
 from clipshift.world.captions import describe_factors
 from clipshift.world.evalsets import parse_split
 from clipshift.world.world import World
@@ -73,7 +74,7 @@ def export_split(
     - ``imagenet-captions``: ImageNet-Captions' layout: ``images/<wnid>/<wnid>_<index>.png`` with the
       made-up wnid ``w<label:08d>``, ``imagenet_captions.json`` (a list of records ``{filename, wnid,
       title, description, tags}``: title = the attributes-level caption, description = the full-level
-      caption, tags = the ground-truth detail words: size, pattern, colour (not for sketches),
+      caption, tags = the ground-truth detail words: size, pattern, colour (not where the shift hides it),
       background, domain), ``wnids.txt`` (``wnid<TAB>class name`` for every concept, in label order)
       and ``ground_truth.jsonl``. Load it with ``load_imagenet_captions(json, images, size,
       class_names=wnids.txt)``: the labels are then the world's.
@@ -406,8 +407,8 @@ def _write_imagenet_captions(
                 filename = f"{wnid}_{index}.png"
                 rel = f"images/{wnid}/{filename}"
                 w.write_bytes(rel, encode_png(hwc[j]))
-                sketch = truth["domain"] == "sketch"  # sketches are drawn without colour
-                tags = [truth[k] for k in _TAG_FACTORS if not (sketch and k == "colour")]
+                colour_seen = shifts.colour_survives(str(truth["domain"]), f.corruption)  # not in a sketch
+                tags = [truth[k] for k in _TAG_FACTORS if colour_seen or k != "colour"]
                 records.append(
                     {
                         "filename": filename,

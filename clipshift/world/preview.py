@@ -8,23 +8,29 @@ from pathlib import Path
 import numpy as np
 
 from clipshift.errors import UserError
+from clipshift.world import shifts
 from clipshift.world.world import World
 
 MAX_ROWS = 12
 DPI = 100
-# (group header, [(column header, split)]): every column is one evaluation set
-COLUMNS: list[tuple[str, list[tuple[str, str]]]] = [
-    (
-        "domain",
-        [("photo", "photo"), ("sketch", "sketch"), ("rendition", "rendition"), ("painting", "painting")],
-    ),
-    ("background", [("common", "common"), ("counter", "counter")]),
-    (
-        "corruption (severity 3)",
-        [(c, f"corrupt-{c}-3") for c in ("noise", "blur", "contrast", "occlusion")],
-    ),
-    ("pose", [("pose", "pose")]),
-]
+Columns = list[tuple[str, list[tuple[str, str]]]]
+
+
+def columns() -> Columns:
+    """(group header, [(column header, split)]): every column is one evaluation set; a column per
+    registered domain and per registered corruption (at the standard severity)."""
+    return [
+        ("domain", [(d.name, d.name) for d in shifts.domains()]),
+        ("background", [("common", "common"), ("counter", "counter")]),
+        (
+            f"corruption (severity {shifts.STANDARD_SEVERITY})",
+            [(c.name, c.standard_set) for c in shifts.corruptions()],
+        ),
+        ("pose", [("pose", "pose")]),
+    ]
+
+
+COLUMNS: Columns = columns()  # the columns of the built-in registry (render_preview reads columns())
 
 # layout in pixels (the figure is laid out by hand so nothing can overlap, whatever K or scale)
 _CAPTION_PT = 7.0
@@ -69,9 +75,10 @@ def render_preview(world: World, out: Path, n_classes: int | None = None, scale:
 
     # render every column: indices 0..rows-1 are classes 0..rows-1
     idx = np.arange(rows)
+    groups = columns()
     tiles: list[np.ndarray] = []  # per column: (rows, H, W, 3)
     captions: list[list[str]] = []
-    for _, cols in COLUMNS:
+    for _, cols in groups:
         for _, split in cols:
             f = world.factors(split, idx)
             tiles.append(world.render(f).permute(0, 2, 3, 1).numpy())
@@ -123,7 +130,7 @@ def render_preview(world: World, out: Path, n_classes: int | None = None, scale:
 
     # two-level column headers: group name over a rule, then one header per column
     c0 = 0
-    for group, cols in COLUMNS:
+    for group, cols in groups:
         x0, x1 = col_x(c0), col_x(c0 + len(cols) - 1) + col_px
         fig.text(
             fx((x0 + x1) / 2), fy(62), group, fontsize=_GROUP_PT, weight="bold", ha="center", va="baseline"

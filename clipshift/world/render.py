@@ -1,8 +1,8 @@
 """Vectorised rendering of world samples: whole batches as tensor ops, no per-pixel Python.
 
 Layers: background (habitat texture) -> object silhouette (class-specific Fourier radius profile with
-per-instance deformation) filled with colour x pattern and shaded -> domain style (photo / sketch /
-rendition / painting) -> corruption (noise / blur / contrast / occlusion).
+per-instance deformation) filled with colour x pattern and shaded -> domain style -> corruption (both
+registered by name in `clipshift.world.shifts`).
 
 Speed: textures that do not depend on the class (habitat textures, fill patterns, noise) are drawn
 once per world into small banks and gathered per sample; the silhouette is evaluated as a radius
@@ -16,28 +16,25 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from clipshift.world import shifts
 from clipshift.world.concepts import Concepts
 from clipshift.world.names import BACKGROUNDS, COLOURS, PATTERNS
 from clipshift.world.rng import rng_for
 from clipshift.world.sampling import Factors
+from clipshift.world.shifts import Scene
 from clipshift.world.spec import WorldSpec
 
 BASE_RADIUS = 0.52  # silhouette radius (image half-widths) at scale 1
 ANGLE_BINS = 96
 RENDER_BATCH = 512
 
-# severity 1..5 of each corruption
-NOISE_STD = (0.04, 0.08, 0.13, 0.19, 0.27)
-BLUR_SIGMA = (0.5, 0.8, 1.1, 1.5, 2.0)
-CONTRAST = (0.7, 0.5, 0.38, 0.28, 0.2)
-T = torch.Tensor
-OCCLUDE = (0.25, 0.35, 0.45, 0.55, 0.65)  # side of the occluding square (fraction of image)
-
 
 class Renderer:
-    """Holds the world's constant tensors (palettes, banks, grids) and renders Factors to uint8."""
+    """Holds the world's constant tensors (palettes, banks, grids) and renders Factors to uint8.
+
+    Shift functions (`clipshift.world.shifts`) read its grids `xx`, `yy` (pixel centres in [-1, 1]),
+    the pixel size `px`, the habitat means `bg_mean` and the noise bank (`noise_bank`, `variants`)."""
 
     def __init__(self, spec: WorldSpec, concepts: Concepts):
         self.spec = spec
@@ -118,79 +115,20 @@ class Renderer:
         out = torch.lerp(bg, fill, m)
 
         dom = t["domain"]
-        if bool((dom != 0).any()):
+        if bool((dom != 0).any()):  # code 0 is the reference (photo): every style starts from it
             photo = out
             out = photo.clone()
-            for d, style in ((1, self._sketch), (2, self._rendition), (3, self._painting)):
+            for d, entry in enumerate(shifts.domains()):
+                if entry.render is None:
+                    continue
                 sel = (dom == d).nonzero().squeeze(1)
                 if len(sel):
-                    out[sel] = style(photo[sel], m[sel], sdf[sel], t["background"][sel], col[sel], pat[sel])
+                    scene = Scene(photo[sel], m[sel], sdf[sel], t["background"][sel], col[sel], pat[sel])
+                    out[sel] = entry.render(self, scene)
         if corruption != "none":
-            out = self._corrupt(out.clamp_(0, 1), corruption, severity, t["corrupt_params"])
+            cdef = shifts.corruption(corruption)
+            out = cdef.apply(self, out.clamp_(0, 1), cdef.severities[severity - 1], t["corrupt_params"])
         return out.clamp_(0, 1)
-
-    # ----------------------------------------------------------------- domain styles
-    def _sketch(self, photo: T, m: T, sdf: T, b: T, col: T, pat: T) -> T:
-        lum = (photo * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
-        gx = F.pad((lum[..., :, 1:] - lum[..., :, :-1]).abs(), (0, 1, 0, 0))
-        gy = F.pad((lum[..., 1:, :] - lum[..., :-1, :]).abs(), (0, 0, 0, 1))
-        outline = torch.exp(-((sdf / (0.9 * self.px)) ** 2)).unsqueeze(1)
-        ink = ((gx + gy) * 2.5 + outline).clamp(0, 1)
-        return (0.96 - 0.85 * ink).expand(-1, 3, -1, -1)
-
-    def _rendition(self, photo: T, m: T, sdf: T, b: T, col: T, pat: T) -> T:
-        flat_bg = (0.5 + 1.4 * (self.bg_mean[b] - 0.5)).view(-1, 3, 1, 1)  # flat, saturated palette
-        fill = col * (1 - 0.5 * (pat > 0.5).float().unsqueeze(1))
-        img = torch.lerp(flat_bg.expand_as(fill), fill, m)
-        outline = (sdf.abs() < 1.1 * self.px).float().unsqueeze(1)
-        return img * (1 - outline)
-
-    def _painting(self, photo: T, m: T, sdf: T, b: T, col: T, pat: T) -> T:
-        img = torch.round(photo.clamp(0, 1) * 4.0) / 4.0  # posterise
-        img = _separable_filter(img, torch.tensor([0.25, 0.5, 0.25]))
-        strokes = 1 + 0.12 * torch.sin(9 * self.xx + 5 * self.yy) * torch.sin(7 * self.yy - 3 * self.xx)
-        warm = torch.tensor([1.08, 1.0, 0.86]).view(1, 3, 1, 1)
-        return img * strokes * warm
-
-    # ----------------------------------------------------------------- corruptions
-    def _corrupt(self, img: torch.Tensor, kind: str, sev: int, cp: torch.Tensor) -> torch.Tensor:
-        if kind == "noise":
-            # a per-sample tile of the world's noise bank, flipped per sample: deterministic per index
-            tile = (cp[:, 3] * self.variants).long().clamp(max=self.variants - 1)
-            noise = self.noise_bank[tile]
-            noise = torch.where((cp[:, 2] < 0.5).view(-1, 1, 1, 1), noise, noise.flip(3))
-            noise = torch.where((cp[:, 1] < 0.5).view(-1, 1, 1, 1), noise, noise.flip(2))
-            return img + NOISE_STD[sev - 1] * noise
-        if kind == "blur":
-            sigma = BLUR_SIGMA[sev - 1]
-            rad = max(1, math.ceil(2.5 * sigma))
-            xs = torch.arange(-rad, rad + 1, dtype=torch.float32)
-            k1 = torch.exp(-(xs**2) / (2 * sigma**2))
-            k1 = k1 / k1.sum()
-            return _separable_filter(img, k1)
-        if kind == "contrast":
-            mean = img.mean(dim=(1, 2, 3), keepdim=True)
-            return mean + (img - mean) * CONTRAST[sev - 1]
-        if kind == "occlusion":
-            half = OCCLUDE[sev - 1]  # side fraction of the image == half-side in [-1, 1] coordinates
-            # the occluder sits near the centre, where the object is, so it hides core features
-            cx = ((cp[:, 0] - 0.5) * 0.8).view(-1, 1, 1)
-            cy = ((cp[:, 1] - 0.5) * 0.8).view(-1, 1, 1)
-            box = ((self.xx - cx).abs() < half) & ((self.yy - cy).abs() < half)
-            grey = (0.3 + 0.4 * cp[:, 2]).view(-1, 1, 1, 1)
-            return torch.where(box.unsqueeze(1), grey.expand_as(img), img)
-        raise ValueError(f"unknown corruption {kind}")
-
-
-def _separable_filter(img: torch.Tensor, k1: torch.Tensor) -> torch.Tensor:
-    """Separable 2-D filter as shifted slice sums (replicate padding): on CPU this beats conv2d with
-    groups=3 or 1-channel kernels by several times for these small images and kernels."""
-    rad = (len(k1) - 1) // 2
-    h, w = img.shape[-2:]
-    p = F.pad(img, (rad, rad, 0, 0), mode="replicate")
-    out = sum(float(k1[j]) * p[..., :, j : j + w] for j in range(len(k1)))
-    p = F.pad(out, (0, 0, rad, rad), mode="replicate")  # type: ignore[arg-type]
-    return sum(float(k1[j]) * p[..., j : j + h, :] for j in range(len(k1)))  # type: ignore[return-value]
 
 
 def _background_bank(

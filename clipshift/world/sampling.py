@@ -11,13 +11,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from clipshift.world import shifts
 from clipshift.world.concepts import Concepts, trimmed_classes
 from clipshift.world.evalsets import SetDef
 from clipshift.world.names import SIZES
 from clipshift.world.rng import categorical, key_of, normal, uniform
 from clipshift.world.spec import WorldSpec
 
-DOMAIN_NAMES = ["photo", "sketch", "rendition", "painting"]
+DOMAIN_NAMES = shifts.domain_names()  # domain code -> name (kept for importers; the registry decides)
 _WEYL = 0.6180339887498949  # golden-ratio conjugate: low-discrepancy, prefix-stable class quotas
 
 
@@ -82,10 +83,11 @@ def sample_factors(spec: WorldSpec, concepts: Concepts, sdef: SetDef, index: np.
         uniform_bg = np.minimum((u_bg[:, 1] * b).astype(np.int64), b - 1)
         bg = np.where(u_bg[:, 0] < rho, common_bg, uniform_bg)
 
+    names = shifts.domain_names()
     if sdef.domain is not None:
-        domain = np.full(n, DOMAIN_NAMES.index(sdef.domain), dtype=np.int64)
+        domain = np.full(n, names.index(sdef.domain), dtype=np.int64)
     else:
-        w = np.array([spec.domains.get(d, 0.0) for d in DOMAIN_NAMES])  # type: ignore[call-overload]
+        w = np.array([spec.domains.get(d, 0.0) for d in names])
         domain = categorical(uniform(key, idx, S.DOMAIN)[:, 0], w / w.sum())
 
     colour = categorical(uniform(key, idx, S.COLOUR)[:, 0], concepts.colour_probs[label])

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from clipshift.world.names import BACKGROUNDS, DOMAINS
+from clipshift.world import shifts
+from clipshift.world.names import BACKGROUNDS
 
-Domain = Literal["photo", "sketch", "rendition", "painting"]
+
+def _registered_domain(name: str) -> str:
+    # the registry, not a Literal, lists the domains; the message keeps pydantic's Literal wording
+    if name not in shifts.domain_names():
+        raise ValueError(f"Input should be {shifts.choices(shifts.domain_names())}")
+    return name
+
+
+Domain = Annotated[str, AfterValidator(_registered_domain)]
 Detail = Literal["size", "pattern", "colour", "background", "domain"]
 CaptionLevel = Literal["name", "template", "attributes", "full"]
 
@@ -20,8 +29,8 @@ LEVEL_DETAILS: dict[str, list[str]] = {
 }
 
 
-def _photo_only() -> dict[Domain, float]:
-    return {"photo": 1.0}
+def _photo_only() -> dict[str, float]:
+    return {shifts.reference_domain(): 1.0}
 
 
 class _Strict(BaseModel):
@@ -138,7 +147,7 @@ class WorldSpec(_Strict):
     @classmethod
     def _weights(cls, v: dict[str, float]) -> dict[str, float]:
         if not v:
-            raise ValueError(f"at least one domain needed, from {sorted(DOMAINS)}")
+            raise ValueError(f"at least one domain needed, from {sorted(shifts.domain_names())}")
         if any(w < 0 for w in v.values()) or sum(v.values()) <= 0:
             raise ValueError("domain weights must be ≥ 0 and sum to > 0")
         return v
