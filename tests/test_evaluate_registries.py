@@ -96,10 +96,11 @@ def test_tasks_are_known_by_name_and_alias():
 
 
 def test_registries_and_units_load_without_torch():
-    """`clipshift --help` lists the registered tasks and layouts, and the report reads every metric's unit;
-    neither may import torch, so registered modules keep torch inside their functions."""
+    """`clipshift eval --help` lists the registered tasks and layouts, and the report reads every metric's
+    unit; neither may import torch, so registered modules keep torch inside their functions."""
     code = (
-        "import sys; from clipshift.cli.main import build_parser; build_parser(); "
+        "import argparse, sys; from clipshift.cli import evaluate; "
+        "evaluate.register(argparse.ArgumentParser().add_subparsers()); "
         "from clipshift.evaluate.units import unit_of; assert unit_of('probe_wd').unit == 'value'; "
         "assert unit_of('subset/x/acc1').unit == 'fraction'; sys.exit('torch' in sys.modules)"
     )

@@ -52,7 +52,11 @@ class ResolvedCheckpoint:
     @property
     def home(self) -> Path:
         """The folder of the run the file belongs to (config.yaml, open_clip_config/, tokenizer.json)."""
-        return self.path.parent.parent if self.path.parent.name == "checkpoints" else self.path.parent
+        return _home(self.path)
+
+
+def _home(ckpt: Path) -> Path:
+    return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
 
 
 def resolve_checkpoint(spec: str | Path, pretrained: str | Path | None = None) -> ResolvedCheckpoint:
@@ -80,8 +84,7 @@ def resolve_checkpoint(spec: str | Path, pretrained: str | Path | None = None) -
     ckpt = ckpt.resolve()
     kind, name = _header(ckpt)
     run_dir = p.resolve() if p.is_dir() else None
-    home = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
-    return ResolvedCheckpoint(ckpt, kind, _arch(ckpt, kind, name, home), False, run_dir)
+    return ResolvedCheckpoint(ckpt, kind, _arch(ckpt, kind, name), False, run_dir)
 
 
 def _header(path: Path) -> tuple[Kind, str | None]:
@@ -101,14 +104,14 @@ def _header(path: Path) -> tuple[Kind, str | None]:
     return ("classifier" if raw.get("kind") == "classifier" else "clip"), (str(name) if name else None)
 
 
-def _arch(ckpt: Path, kind: Kind, name: str | None, home: Path) -> str:
+def _arch(ckpt: Path, kind: Kind, name: str | None) -> str:
     """The architecture of a file without ARCH: its recorded name, else (CLIP) the run's one saved
     open_clip config, else (classifier) the default model."""
     if name is not None:
         return name
     if kind == "classifier":
         return DEFAULT_MODEL
-    saved = sorted((home / "open_clip_config").glob("*.json"))
+    saved = sorted((_home(ckpt) / "open_clip_config").glob("*.json"))
     if len(saved) != 1:
         raise UserError(f"{str(ckpt)!r}: cannot tell the architecture (no 'name' in it, no saved config)")
     return saved[0].stem
