@@ -401,6 +401,25 @@ def test_cli_linear_probe_on_a_classifier(sup_run, capsys):
     assert doc["task"] == "linear_probe" and doc["metrics"]["probe_wd"] in WD_GRID
 
 
+def test_cli_and_a_study_evaluate_alike(clip_run, capsys):
+    """`clipshift eval` and a study's evaluate_run go through one function (evaluate_sets): the same
+    settings give the same numbers (the study adds representation statistics on its iid set)."""
+    base = ["eval", "--model", str(clip_run), "--dataset", "iid", "--n", "120", "--quiet", "--json"]
+    assert main([*base, "--task", "linear_probe", "--probe-n", "150"]) == 0
+    cli_lp = json.loads(capsys.readouterr().out)
+    assert main(base) == 0
+    cli_zs = json.loads(capsys.readouterr().out)
+    cfg = EvalConfig(sets=["iid"], n_per_set=120, linear_probe=True, probe_n=150)
+    results = evaluate_run(clip_run, cfg)
+    study = {r.task: to_clip_benchmark_json(r, "", "") for r in results if r.dataset == "iid"}
+    assert cli_lp["metrics"] == study["linear_probe"]["metrics"]
+    assert cli_lp["info"]["probe_train"] == study["linear_probe"]["info"]["probe_train"]
+    zs = study["zeroshot_classification"]
+    stats = ("nc1", "prototype_coherence")
+    assert cli_zs["metrics"] == {k: v for k, v in zs["metrics"].items() if k not in stats}
+    assert cli_zs["per_class"] == zs["per_class"] and cli_zs["confusion"] == zs["confusion"]
+
+
 def test_cli_bad_inputs_are_one_line(clip_run, sup_run, exports, tmp_path, capsys):
     names = tmp_path / "names.txt"
     names.write_text("a\nb\n")

@@ -304,3 +304,56 @@ def test_class_text_embeddings_prompt_ensemble():
         model.eval()
         per = model.encode_text(tok([t.format("kaib") for t in templates]), normalize=True)
     assert torch.allclose(emb[1], F.normalize(per.mean(0), dim=-1), atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def test_checkpoint_resolver_reads_every_format(tmp_path):
+    """One resolver for every spec that loads: ARCH:PATH (and ARCH + pretrained) over a plain state dict,
+    an open_clip_train checkpoint (`module.` prefixes) and .safetensors; a run directory and its final.pt;
+    a classifier checkpoint. Mistakes are one line."""
+    from safetensors.torch import save_file
+
+    from clipshift.models import ResolvedCheckpoint, load_model, resolve_checkpoint
+
+    model = build_clip(ModelConfig(), OpenClipTokenizer())
+    sd = model.state_dict()
+    torch.save(sd, tmp_path / "plain.pt")
+    torch.save({"epoch": 3, "state_dict": {f"module.{k}": v for k, v in sd.items()}}, tmp_path / "oct.pt")
+    save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp_path / "w.safetensors"))
+    arch = "clipshift-rn-tiny"
+    for f in ("plain.pt", "oct.pt", "w.safetensors"):
+        for spec, pre in ((f"{arch}:{tmp_path / f}", None), (arch, str(tmp_path / f))):
+            ck = resolve_checkpoint(spec, pre)
+            assert (ck.kind, ck.arch, ck.arch_given, ck.run_dir) == ("clip", arch, True, None)
+            assert ck.path == (tmp_path / f).resolve()
+            loaded, tok = load_model(ck)
+            assert tok is not None and same_weights(loaded.state_dict(), sd), f
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    torch.save({"state_dict": sd, "name": arch, "kind": "clip"}, run / "checkpoints" / "final.pt")
+    by_dir, by_file = resolve_checkpoint(run), resolve_checkpoint(run / "checkpoints" / "final.pt")
+    assert by_dir.run_dir == run.resolve() and by_file.run_dir is None
+    assert by_dir.path == by_file.path and by_dir.home == by_file.home == run.resolve()
+    assert (by_dir.kind, by_dir.arch, by_dir.arch_given) == ("clip", arch, False)
+    assert same_weights(load_clip(by_dir)[0].state_dict(), sd)
+    clf = build_classifier(ModelConfig(), 4, "linear")
+    torch.save({"state_dict": clf.state_dict(), "name": arch, "kind": "classifier"}, tmp_path / "clf.pt")
+    ck = resolve_checkpoint(tmp_path / "clf.pt")
+    assert isinstance(ck, ResolvedCheckpoint) and ck.kind == "classifier"
+    loaded, tok = load_model(ck)
+    assert tok is None and same_weights(loaded.state_dict(), clf.state_dict())
+    with pytest.raises(UserError, match="is a classifier checkpoint"):
+        load_clip(ck)
+    bad = [
+        ((f"{arch}:{tmp_path / 'none.pt'}",), "not a local file"),
+        ((str(tmp_path / "plain.pt"),), "cannot tell the architecture"),
+        ((str(tmp_path / "nothing"),), "no such run directory or checkpoint file"),
+        ((str(tmp_path),), "no checkpoint there"),
+        (("ResNet-9000", str(tmp_path / "plain.pt")), "unknown model 'ResNet-9000'"),
+    ]
+    for args, needle in bad:
+        with pytest.raises(UserError, match=needle) as e:
+            resolve_checkpoint(*args)
+        assert "\n" not in str(e.value)

@@ -19,27 +19,32 @@ EXAMPLES = """\
   clipshift eval --model runs/sl --dataset iid --out '{dataset}_{task}.json'   # one file per result
 """
 
-TASKS = ("zeroshot_classification", "linear_probe", "knn", "retrieval")
+
+def _description() -> str:
+    """The command's help, with the dataset layouts and tasks read from their registries."""
+    from clipshift.evaluate.datasets import dataset_help
+    from clipshift.evaluate.tasks import TASKS
+
+    tasks = "\n".join(f"  {t.name}: {t.help}" for t in TASKS)
+    return (
+        "Evaluate a model on one or more datasets. --model is a clipshift run directory (CLIP runs are "
+        "evaluated zero-shot, classifier runs with their own head), a checkpoint file, or ARCH:PATH for any "
+        "open_clip architecture with a local checkpoint (nothing is downloaded). The result JSON has "
+        "CLIP_benchmark's fields (dataset, model, pretrained, task, metrics with acc1, acc5, "
+        "mean_per_class_recall as fractions) plus per-class accuracy, prediction counts, the confusion "
+        "matrix and per-group metrics.\n\n"
+        f"--dataset is {dataset_help()}\n\n--task is one of:\n{tasks}"
+    )
 
 
 def register(sub: Any) -> None:
+    from clipshift.evaluate.tasks import TASKS
+
     p = add_command(
         sub,
         "eval",
         "evaluate a model: zero-shot, its own head, linear probe, kNN, retrieval; CLIP_benchmark-shaped JSON",
-        "Evaluate a model on one or more datasets. --model is a clipshift run directory (CLIP runs are "
-        "evaluated zero-shot, classifier runs with their own head), a checkpoint file, or ARCH:PATH for any "
-        "open_clip architecture with a local checkpoint (nothing is downloaded). --dataset is a world set "
-        "name (iid, common, counter, sketch, rendition, painting, pose, corrupt-<kind>-<1..5>; rendered from "
-        "the run's world or --world) or KIND:PATH with KIND one of imagefolder, counteranimal, imagenet, "
-        "imagenet-v2, imagenet-r, imagenet-a, imagenet-sketch, objectnet, csv. ImageNet-R/-A are scored over "
-        "their 200 classes and ObjectNet over its 113 ImageNet-overlapping classes (read from the "
-        "dataset's mappings/ folder); on 1000-class ImageNet sets the accuracy on the R and A class subsets "
-        "(and ObjectNet's with --objectnet-mappings) is reported too, as subset/<name>/acc1. CounterAnimal "
-        "reports common/counter group accuracies over the full label space and over the classes present. "
-        "csv: is image-text retrieval. The result JSON has CLIP_benchmark's fields (dataset, model, "
-        "pretrained, task, metrics with acc1, acc5, mean_per_class_recall as fractions) plus per-class "
-        "accuracy, prediction counts, the confusion matrix and per-group metrics.",
+        _description(),
         EXAMPLES,
         _eval,
     )
@@ -50,7 +55,7 @@ def register(sub: Any) -> None:
         action="append",
         required=True,
         metavar="SPEC",
-        help="world set name or KIND:PATH (repeatable)",
+        help="world set name or KIND:PATH (repeatable; the kinds are listed above)",
     )
     p.add_argument(
         "--out",
@@ -63,7 +68,10 @@ def register(sub: Any) -> None:
     )  # fmt: skip
     p.add_argument("--classnames", metavar="FILE", help="class names, one per line, in label order")
     p.add_argument(
-        "--task", choices=TASKS, default=None, help="default: zeroshot_classification (retrieval for csv:)"
+        "--task",
+        choices=TASKS.names(),
+        default=None,
+        help="default: zeroshot_classification (retrieval for csv:)",
     )
     p.add_argument("--n", type=int, default=2000, help="samples per world set (default: %(default)s)")
     p.add_argument("--world", metavar="FILE", help="world spec for world sets (default: the run's world)")
@@ -111,17 +119,9 @@ def _world(args: argparse.Namespace, model_spec: str) -> Any:
 def _eval(args: argparse.Namespace) -> int:
     import torch
 
+    from clipshift import configio
     from clipshift.errors import UserError
-    from clipshift.evaluate import (
-        evaluate_dataset,
-        load_eval_data,
-        open_model,
-        probe_set,
-        resolve_templates,
-        to_clip_benchmark_json,
-        world_set,
-    )
-    from clipshift.evaluate.core import PROBE_START
+    from clipshift.evaluate import EvalConfig, evaluate_sets, open_model, to_clip_benchmark_json
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -130,36 +130,28 @@ def _eval(args: argparse.Namespace) -> int:
             raise UserError(f"--{flag.replace('_', '-')} must be ≥ 1, got {getattr(args, flag)}")
     if args.few_shot is not None and args.few_shot < 1:
         raise UserError(f"--few-shot must be ≥ 1, got {args.few_shot}")
-    progress = not args.quiet
     model = open_model(args.model, args.pretrained)
     world = _world(args, args.model)
-    templates = resolve_templates(args.templates or ("world" if world is not None else "openai"))
-    group_by = [g.strip() for g in args.group_by.split(",") if g.strip()]
-    load_kw: dict[str, Any] = {
-        "world": world, "n": args.n, "group_by": group_by, "class_names": args.classnames,
-        "objectnet_mappings": args.objectnet_mappings, "progress": progress,
-    }  # fmt: skip
-    datasets = [load_eval_data(spec, model.image_size, **load_kw) for spec in args.dataset]
-    task = args.task or "zeroshot_classification"
-    probe = None
-    if task in ("linear_probe", "knn"):
-        if args.probe_train:
-            pdata = load_eval_data(args.probe_train, model.image_size, **load_kw)
-            probe = probe_set(model, pdata, args.batch_size, args.few_shot, progress)
-        elif world is not None:
-            pdata = world_set(world, "iid", args.probe_n, start=PROBE_START, image_size=model.image_size)
-            pdata.source = f"world:iid[{PROBE_START}:{PROBE_START + args.probe_n}]"
-            probe = probe_set(model, pdata, args.batch_size, args.few_shot, progress)
-    results = []
-    for data in datasets:
-        tasks = ["retrieval"] if data.retrieval else [task]
-        if task == "retrieval" and not data.retrieval:
-            raise UserError(f"--task retrieval: {data.source} has no captions (use a csv: dataset)")
-        res, _, _ = evaluate_dataset(
-            model, data, tasks, templates, batch_size=args.batch_size, probe=probe, few_shot_k=args.few_shot,
-            knn_k=args.knn_k, min_group_size=args.min_group_size, progress=progress,
-        )  # fmt: skip
-        results.extend(res)
+    cfg = configio.validate(
+        EvalConfig,
+        {
+            "sets": args.dataset,
+            "n_per_set": args.n,
+            "templates": args.templates or ("world" if world is not None else "openai"),
+            "group_by": [g.strip() for g in args.group_by.split(",") if g.strip()],
+            "batch_size": args.batch_size,
+            "probe_n": args.probe_n,
+            "few_shot_k": args.few_shot,
+            "knn_k": args.knn_k,
+            "min_group_size": args.min_group_size,
+            "class_names": args.classnames,
+        },
+        "clipshift eval",
+    )
+    results = evaluate_sets(
+        model, cfg, [args.task or "zeroshot_classification"], world=world, probe_train=args.probe_train,
+        objectnet_mappings=args.objectnet_mappings, result_names="dataset", progress=not args.quiet,
+    )  # fmt: skip
     docs = [to_clip_benchmark_json(r, model.name, model.pretrained) for r in results]
     if args.out:
         _write(args.out, docs)

@@ -46,6 +46,15 @@ class EvalConfig(BaseModel):
         None, description="decoded-image cache for non-world sets (default: ~/.cache)"
     )
 
+    def task_names(self) -> list[str]:
+        """The registered tasks this section asks for: zero-shot (a classifier's own head), then the
+        probes it switches on."""
+        return (
+            ["zeroshot_classification"]
+            + (["linear_probe"] if self.linear_probe else [])
+            + (["knn"] if self.knn else [])
+        )
+
     @field_validator("sets")
     @classmethod
     def _distinct(cls, v: list[str]) -> list[str]:

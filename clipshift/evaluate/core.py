@@ -1,189 +1,38 @@
-"""Evaluate a model on evaluation sets: zero-shot (CLIP) or its own head (classifier), linear probe,
-kNN, retrieval; `evaluate_run` does a whole run directory for the study runner."""
+"""Evaluate a model: the registered tasks (`evaluate.tasks`) on one set from one pass of image features
+(`evaluate_dataset`), and on a list of set specs (`evaluate_sets`, what `clipshift eval` and a study's
+evaluation both call)."""
 
 from __future__ import annotations
 
-import json
-import math
-from dataclasses import dataclass
+import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import numpy as np
 import torch
 
-from clipshift.errors import UserError
 from clipshift.evaluate.config import EvalConfig
-from clipshift.evaluate.datasets import EvalData, load_eval_data, world_set
-from clipshift.evaluate.metrics import classification_metrics, collapse, retrieval_metrics
-from clipshift.evaluate.model import EvalModel, image_features, open_model, text_features, zeroshot_weights
-from clipshift.evaluate.probe import LinearProbe, few_shot, knn_logits, linear_probe
+from clipshift.evaluate.datasets import EvalData, load_eval_data
+from clipshift.evaluate.model import EvalModel, image_features
+from clipshift.evaluate.probeset import ProbeSet, half_probe, probe_set, world_probe_set
+from clipshift.evaluate.representation import representation_metrics
 from clipshift.evaluate.result import EvalResult
+from clipshift.evaluate.tasks import TASKS, Task, TaskContext
 from clipshift.evaluate.templates import resolve_templates
 
-PROBE_START = 1_000_000  # world probe-training samples: iid indices far from every evaluation set's
-ZS_SCALE = 100.0  # CLIP_benchmark's logit scale for zero-shot (argmax and top-k do not depend on it)
 
-
-# --------------------------------------------------------------------------------------------------
-# class scores
-
-
-def head_columns(model: EvalModel, data: EvalData) -> list[list[int]]:
-    """Which outputs of a classifier's head score each class of `data`."""
-    n_out = model.n_outputs
-    if data.columns is not None:
-        top = max(max(c) for c in data.columns)
-        if top >= n_out:
-            raise UserError(
-                f"the classifier has {n_out} outputs, but {data.name}'s labels are ImageNet-1k class indices "
-                f"(up to {top})"
-            )
-        return data.columns
-    if model.class_names is not None:
-        index = {n: i for i, n in enumerate(model.class_names)}
-        missing = [n for n in data.class_names if n not in index]
-        if missing:
-            raise UserError(
-                f"{data.name}: class {missing[0]!r} is not one of the classifier's {len(index)} training "
-                f"classes ({len(missing)} missing)"
-            )
-        return [[index[n]] for n in data.class_names]
-    if len(data.class_names) > n_out:
-        raise UserError(f"{data.name} has {len(data.class_names)} classes, the classifier {n_out} outputs")
-    return [[i] for i in range(len(data.class_names))]
-
-
-def class_scores(
-    model: EvalModel, data: EvalData, features: torch.Tensor, templates: list[str]
-) -> tuple[torch.Tensor, str, torch.Tensor]:
-    """(logits (N, C), task, class prototypes (C, D)) for the model's own way of classifying."""
-    if model.kind == "clip":
-        w = zeroshot_weights(model, data.class_names, templates)
-        return ZS_SCALE * features @ w.T, "zeroshot_classification", w
-    cols = head_columns(model, data)
-    head: Any = getattr(model.module, "head")  # noqa: B009
-    with torch.inference_mode():
-        logits = collapse(head(features).float(), cols)
-    protos = model.head_weights()[[c[0] for c in cols]].float()
-    return logits, "classification", protos
-
-
-def scored_result(
-    name: str,
-    task: str,
-    logits: torch.Tensor,
-    data: EvalData,
-    min_group_size: int = 1,
-    info: dict[str, Any] | None = None,
-) -> EvalResult:
-    """Metrics of `logits` on `data`, plus the same metrics on every class subset (`subset/<name>/…`)."""
-    metrics, per_class, confusion = classification_metrics(logits, data.labels, data.groups, min_group_size)
-    n_classes = logits.shape[1]
-    for sname, members in data.subsets.items():
-        lut = np.full(n_classes, -1, dtype=np.int64)
-        for j, cols in enumerate(members):
-            lut[cols] = j
-        lab = np.where(data.labels >= 0, lut[np.clip(data.labels, 0, n_classes - 1)], -1)
-        keep = np.flatnonzero(lab >= 0)
-        if len(keep) == 0:
-            continue
-        groups = {k: (v[0][keep], v[1]) for k, v in data.groups.items()}
-        m, _, _ = classification_metrics(
-            collapse(logits[torch.as_tensor(keep)], members), lab[keep], groups, min_group_size
-        )
-        metrics.update({f"subset/{sname}/{k}": v for k, v in m.items()})
-    return EvalResult(
-        dataset=name,
-        task=task,
-        metrics=metrics,
-        per_class=per_class,
-        confusion=confusion,
-        class_names=list(data.class_names),
-        info={"source": data.source, **data.info, **(info or {})},
-    )
-
-
-# --------------------------------------------------------------------------------------------------
-# one dataset
-
-
-@dataclass
-class ProbeSet:
-    """Frozen features of the samples a linear probe / kNN learns from; `source` says which samples."""
-
-    features: torch.Tensor
-    labels: np.ndarray
-    n_classes: int
-    source: str
-    probe: LinearProbe | None = None
-
-    @classmethod
-    def of(
-        cls, features: torch.Tensor, labels: np.ndarray, n_classes: int, source: str, few_shot_k: int | None
-    ) -> ProbeSet:
-        if few_shot_k is not None:
-            rows = few_shot(labels, few_shot_k)
-            features, labels = features[torch.as_tensor(rows)], labels[rows]
-            source = f"{source}, {few_shot_k} per class"
-        return cls(features, labels, n_classes, source)
-
-    def fitted(self) -> LinearProbe:
-        if self.probe is None:
-            self.probe = linear_probe(self.features, self.labels, self.n_classes)
-        return self.probe
-
-
-def probe_set(
-    model: EvalModel,
-    data: EvalData,
-    batch_size: int = 512,
-    few_shot_k: int | None = None,
-    progress: bool = False,
-) -> ProbeSet:
-    feats = image_features(model, data.images, batch_size, progress, desc=f"probe features {data.name}")
-    return ProbeSet.of(feats, data.labels, len(data.class_names), data.source, few_shot_k)
-
-
-def split_rows(labels: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(train rows, test rows): a stratified half of each class's labelled rows to learn a probe from,
-    for sets that have no training split of their own; the rest (and unlabelled rows) are scored."""
-    rng = np.random.default_rng([seed, 0x5B])
-    train: list[np.ndarray] = []
-    for c in np.unique(labels[labels >= 0]):
-        rows = rng.permutation(np.flatnonzero(labels == c))
-        train.append(rows[: len(rows) // 2])
-    tr = np.sort(np.concatenate(train)) if train else np.zeros(0, dtype=np.int64)
-    return tr, np.setdiff1d(np.arange(len(labels)), tr)
-
-
-def split_for_probe(data: EvalData, seed: int = 0) -> tuple[EvalData, EvalData]:
-    """(train half, test half) of a labelled set (see `split_rows`)."""
-    tr, te = split_rows(data.labels, seed)
-    return _rows(data, tr, "probe-train"), _rows(data, te, data.name)
-
-
-def _rows(data: EvalData, rows: np.ndarray, name: str) -> EvalData:
-    images = (
-        data.images[torch.as_tensor(rows)] if isinstance(data.images, torch.Tensor) else data.images[rows]
-    )
-    return EvalData(
-        name=name,
-        images=images,
-        labels=data.labels[rows],
-        class_names=data.class_names,
-        groups={k: (v[0][rows], v[1]) for k, v in data.groups.items()},
-        columns=data.columns,
-        subsets=data.subsets,
-        source=data.source,
-        info={**data.info, "n": len(rows)},
-    )
+def tasks_for(data: EvalData, tasks: Sequence[str]) -> list[Task]:
+    """The registered tasks to run on `data`: image-text sets get the retrieval task(s), whatever was
+    asked; labelled sets the tasks asked for (unknown names fail here, before any work)."""
+    if data.retrieval:
+        return [t for t in TASKS if t.retrieval]
+    return [TASKS.get(name) for name in tasks]
 
 
 def evaluate_dataset(
     model: EvalModel,
     data: EvalData,
-    tasks: list[str],
+    tasks: Sequence[str],
     templates: list[str],
     *,
     batch_size: int = 512,
@@ -197,63 +46,28 @@ def evaluate_dataset(
     """Results of `tasks` on one set from one pass of image features; also returns the features and the
     prototypes of the model's own classifier (for representation statistics).
 
-    Tasks: `zeroshot_classification` (a classifier answers with its head: task `classification`),
-    `linear_probe`, `knn`, `retrieval` (CSV sets). Zero-shot always scores the whole set. A probe learns
-    from `probe` when given, else from a stratified half of this set and scores the other half (its
-    result's info names the split: `probe_train`, `probe_test_n`)."""
+    Tasks are registered by name (`clipshift.evaluate.tasks`): `zeroshot_classification` (a classifier
+    answers with its head: task `classification`), `linear_probe`, `knn`, `retrieval` (csv: sets).
+    Zero-shot always scores the whole set. A probe learns from `probe` when given, else from a stratified
+    half of this set and scores the other half (its result's info names the split: `probe_train`,
+    `probe_test_n`)."""
     name = name or data.name
-    t0 = _now()
+    entries = tasks_for(data, tasks)
+    t0 = time.perf_counter()
     feats = image_features(model, data.images, batch_size, progress, desc=f"eval {name}")
-    t_feats = _now() - t0
+    t_feats = time.perf_counter() - t0
+    ctx = TaskContext(model, data, name, feats, templates, probe, data, feats, knn_k, min_group_size)
+    if probe is None and any(t.needs_probe for t in entries):
+        ctx.probe, ctx.probe_data, ctx.probe_features = half_probe(data, feats, name, few_shot_k)
     results: list[EvalResult] = []
-    protos: torch.Tensor | None = None
-    probe_data, probe_feats = data, feats  # what a probe scores
-    if probe is None and any(t in ("linear_probe", "knn") for t in tasks) and not data.retrieval:
-        tr, te = split_rows(data.labels)
-        half = f"{name}: stratified half, {len(tr)} of {len(data)} images (the other half is scored)"
-        probe = ProbeSet.of(
-            feats[torch.as_tensor(tr)], data.labels[tr], len(data.class_names), half, few_shot_k
-        )
-        probe_data, probe_feats = _rows(data, te, name), feats[torch.as_tensor(te)]
-    for task in tasks:
-        t1 = _now()
-        if task == "retrieval" or data.retrieval:
-            if not data.retrieval:
-                raise UserError(f"{name}: retrieval needs image-text pairs (a csv: dataset)")
-            if model.kind != "clip":
-                raise UserError("retrieval needs a CLIP model (this is a classifier)")
-            assert data.texts is not None and data.image_text is not None
-            metrics = retrieval_metrics(feats, text_features(model, data.texts), data.image_text)
-            metrics.update({"n_images": float(len(data)), "n_texts": float(len(data.texts))})
-            results.append(
-                EvalResult(name, "zeroshot_retrieval", metrics, info={"source": data.source, **data.info})
-            )
-            continue
-        if task in ("zeroshot_classification", "classification"):
-            logits, task_name, protos = class_scores(model, data, feats, templates)
-            info = {"templates": templates} if task_name == "zeroshot_classification" else {}
-            res = scored_result(name, task_name, logits, data, min_group_size, info)
-        elif task in ("linear_probe", "knn"):
-            assert probe is not None
-            split = {"probe_train": probe.source, "probe_test_n": len(probe_data)}
-            if task == "linear_probe":
-                lp = probe.fitted()
-                with torch.no_grad():
-                    logits = lp.logits(probe_feats)
-            else:
-                logits = knn_logits(probe.features, probe.labels, probe_feats, probe.n_classes, knn_k)
-                split["k"] = knn_k
-            res = scored_result(name, task, logits, probe_data, min_group_size, split)
-            if task == "linear_probe":
-                res.metrics["probe_wd"] = lp.wd
-        else:
-            raise UserError(
-                f"unknown task {task!r}; choose zeroshot_classification, linear_probe, knn or retrieval"
-            )
-        res.info["eval_s"] = round(t_feats + _now() - t1, 4)
-        res.info["images_per_s"] = round(len(data) / max(t_feats + _now() - t1, 1e-9), 1)
+    for task in entries:
+        t1 = time.perf_counter()
+        res = task.run(ctx)
+        took = t_feats + time.perf_counter() - t1
+        res.info["eval_s"] = round(took, 4)
+        res.info["images_per_s"] = round(len(data) / max(took, 1e-9), 1)
         results.append(res)
-    return results, feats, protos
+    return results, feats, ctx.prototypes
 
 
 def evaluate_model(
@@ -273,7 +87,7 @@ def evaluate_model(
     `data`, and the other half is scored)."""
     ts = resolve_templates(templates) if isinstance(templates, str) else list(templates)
     probe = None
-    if task in ("linear_probe", "knn") and probe_data is not None:
+    if TASKS.get(task).needs_probe and probe_data is not None:
         probe = probe_set(model, probe_data, batch_size, few_shot_k, progress)
     results, _, _ = evaluate_dataset(
         model, data, [task], ts, batch_size=batch_size, probe=probe, few_shot_k=few_shot_k, knn_k=knn_k,
@@ -282,117 +96,50 @@ def evaluate_model(
     return results[0]
 
 
-# --------------------------------------------------------------------------------------------------
-# a run directory
-
-
-def _read_json(p: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(p.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _train_counts(
-    run_dir: Path, train_cfg: Any, final: dict[str, Any], world: Any
-) -> tuple[list[str], list[int]]:
-    """The training label space and per-class counts: final.json's, else (older runs on an unsubsampled
-    world) recomputed from the world's labels without rendering."""
-    names, counts = final.get("class_names"), final.get("class_counts")
-    if isinstance(names, list) and isinstance(counts, list):
-        return [str(n) for n in names], [int(c) for c in counts]
-    if world is not None and getattr(train_cfg.data, "subsample", None) is None:
-        k = world.concepts.n_classes
-        labels = world.factors(train_cfg.data.split, np.arange(train_cfg.data.n)).label
-        return list(world.class_names), np.bincount(labels[labels < k], minlength=k).astype(int).tolist()
-    return [], []
-
-
-def evaluate_run(
-    run_dir: str | Path, cfg: EvalConfig | None = None, progress: bool = False
+def evaluate_sets(
+    model: EvalModel,
+    cfg: EvalConfig,
+    tasks: Sequence[str] | None = None,
+    *,
+    world: Any = None,
+    probe_train: str | None = None,
+    objectnet_mappings: str | Path | None = None,
+    result_names: Literal["spec", "dataset"] = "spec",
+    stats_set: str | None = None,
+    progress: bool = False,
 ) -> list[EvalResult]:
-    """Evaluate a trained run on `cfg.sets` (see `EvalResult` for what comes back).
+    """Evaluate `model` on every set of `cfg.sets` with `tasks` (default: `cfg.task_names()`): the one
+    evaluation `clipshift eval` and a study's runs share.
 
-    CLIP runs: zero-shot with `cfg.templates`; classifier runs: their head. World sets are rendered from
-    the run's world (`cfg.n_per_set` each, class-balanced); other specs (`imagefolder:/path`, …) are read
-    from disk. With `cfg.linear_probe` / `cfg.knn`, a probe learns from `cfg.probe_n` fresh iid samples of
-    the world (or half of each non-world set). The `iid` set (else the first) also reports `nc1` of the
-    image features and `prototype_coherence` of the class prototypes, and a last result with
-    dataset `train` carries the per-class training counts (`class_count`)."""
-    import yaml
-
-    from clipshift.analysis.longtail import nc1, prototype_coherence
-    from clipshift.train.config import TrainConfig
-
-    cfg = cfg or EvalConfig()
-    run = Path(run_dir)
-    if not (run / "config.yaml").is_file():
-        raise UserError(f"{run}: not a run directory (no config.yaml)")
-    try:
-        train_cfg = TrainConfig.model_validate(yaml.safe_load((run / "config.yaml").read_text()))
-    except Exception as e:
-        raise UserError(f"{run / 'config.yaml'}: not a valid run config ({str(e).splitlines()[0]})") from e
-    final = _read_json(run / "final.json")
-    model = open_model(run)
-    world = None
-    if train_cfg.data.kind == "world":
-        from clipshift.world import World
-
-        world = World(train_cfg.data.world)
+    Sets are loaded one at a time (`cfg.n_per_set` samples of a world set, grouped by `cfg.group_by`;
+    files through their registered layout). A probe task learns from `probe_train` (a dataset spec) when
+    given, else from `cfg.probe_n` fresh iid samples of `world`, else from half of each set. Results are
+    named by their spec (`result_names='spec'`: a study's store keys on it) or by the dataset's own name
+    (`'dataset'`: CLIP_benchmark's habit, the CLI's). The first result on `stats_set` also reports the
+    representation statistics (`nc1`, `prototype_coherence`)."""
+    names = list(tasks) if tasks is not None else cfg.task_names()
+    entries = [TASKS.get(t) for t in names]  # unknown names fail before any work
     templates = resolve_templates(cfg.templates)
-    tasks = (
-        ["zeroshot_classification"]
-        + (["linear_probe"] if cfg.linear_probe else [])
-        + (["knn"] if cfg.knn else [])
-    )
-    shared_probe: ProbeSet | None = None
-    if (cfg.linear_probe or cfg.knn) and world is not None:
-        pdata = world_set(world, "iid", cfg.probe_n, start=PROBE_START, image_size=model.image_size)
-        pdata.source = f"world:iid[{PROBE_START}:{PROBE_START + cfg.probe_n}]"
-        shared_probe = probe_set(model, pdata, cfg.batch_size, cfg.few_shot_k, progress)
-    stats_set = "iid" if "iid" in cfg.sets else (cfg.sets[0] if cfg.sets else None)
+    load_kw: dict[str, Any] = {
+        "world": world, "n": cfg.n_per_set, "group_by": cfg.group_by, "class_names": cfg.class_names,
+        "objectnet_mappings": objectnet_mappings, "cache_dir": cfg.cache_dir, "progress": progress,
+    }  # fmt: skip
+    probe: ProbeSet | None = None
+    if any(t.needs_probe for t in entries):
+        if probe_train is not None:
+            pdata = load_eval_data(probe_train, model.image_size, **load_kw)
+            probe = probe_set(model, pdata, cfg.batch_size, cfg.few_shot_k, progress)
+        elif world is not None:
+            probe = world_probe_set(model, world, cfg.probe_n, cfg.batch_size, cfg.few_shot_k, progress)
     results: list[EvalResult] = []
     for spec in cfg.sets:
-        data = load_eval_data(
-            spec, model.image_size, world=world, n=cfg.n_per_set, group_by=cfg.group_by,
-            class_names=cfg.class_names, cache_dir=cfg.cache_dir, progress=progress,
-        )  # fmt: skip
-        set_tasks = ["retrieval"] if data.retrieval else tasks
+        data = load_eval_data(spec, model.image_size, **load_kw)
         res, feats, protos = evaluate_dataset(
-            model, data, set_tasks, templates, batch_size=cfg.batch_size, probe=shared_probe,
+            model, data, names, templates, batch_size=cfg.batch_size, probe=probe,
             few_shot_k=cfg.few_shot_k, knn_k=cfg.knn_k, min_group_size=cfg.min_group_size,
-            progress=progress, name=spec,
+            progress=progress, name=spec if result_names == "spec" else None,
         )  # fmt: skip
         if spec == stats_set and protos is not None and not data.retrieval:
-            ok = (data.labels >= 0) & (data.labels < len(data.class_names))
-            res[0].metrics["nc1"] = _finite_or_nan(nc1, feats.numpy()[ok], data.labels[ok])
-            res[0].metrics["prototype_coherence"] = _finite_or_nan(prototype_coherence, protos.numpy())
+            res[0].metrics.update(representation_metrics(feats, data.labels, len(data.class_names), protos))
         results.extend(res)
-    names, counts = _train_counts(run, train_cfg, final, world)
-    results.append(
-        EvalResult(
-            dataset="train",
-            task="zeroshot_classification" if model.kind == "clip" else "classification",
-            metrics={"n": float(sum(counts))} if counts else {},
-            per_class={"class_count": [float(c) for c in counts]} if counts else {},
-            class_names=names,
-            info={"source": "final.json" if final.get("class_counts") is not None else "recomputed"},
-        )
-    )
     return results
-
-
-def _finite_or_nan(fn: Any, *args: Any) -> float:
-    """A representation statistic, NaN when it is undefined (one class, a zero prototype)."""
-    try:
-        v = float(fn(*args))
-    except (ValueError, np.linalg.LinAlgError):
-        return math.nan
-    return v
-
-
-def _now() -> float:
-    import time
-
-    return time.perf_counter()

@@ -3,16 +3,33 @@
 Definitions follow CLIP_benchmark so its numbers and ours agree on identical logits: top-k by
 `torch.topk` (acc5 only with at least 5 classes), mean per-class recall = the mean over classes that
 have samples of (correct / samples), which is sklearn's `balanced_accuracy_score`.
+
+Each metric's unit is declared here, next to the code that computes it; the report reads the units
+without torch, so torch is imported inside the functions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+from clipshift.evaluate.units import declare
+
+if TYPE_CHECKING:
+    import torch
 
 Groups = Mapping[str, tuple[np.ndarray, Sequence[str]]]  # factor -> (value code per sample, value names)
+
+declare("acc1", "fraction", "top-1 accuracy")
+declare("acc5", "fraction", "top-5 accuracy")
+declare("mean_per_class_recall", "fraction", "mean over classes of per-class recall")
+declare("n", "count", "scored samples")
+declare("n_unscored", "count", "samples whose label is outside the label space")
+declare("class_acc", "fraction", "per-class accuracy")
+declare("class_pred_count", "count", "predictions of each class")
+declare("class_count", "count", "samples of each class (in training, for the `train` result)")
 
 
 def classification_metrics(
@@ -29,6 +46,8 @@ def classification_metrics(
     `worst_group_acc/<factor>`, and `worst_group_acc` (the minimum over every reported group).
     Per class: `class_acc` (recall; NaN for a class without samples), `class_pred_count`, `class_count`.
     """
+    import torch
+
     lg = torch.as_tensor(logits).float()
     y = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
     n_classes = int(lg.shape[1])
@@ -68,6 +87,11 @@ def classification_metrics(
     return metrics, per_class, confusion
 
 
+declare("group_acc/*", "fraction", "accuracy within a group of a ground-truth factor")
+declare("worst_group_acc", "fraction", "lowest group accuracy")
+declare("worst_group_acc/*", "fraction", "lowest group accuracy of one factor")
+
+
 def group_metrics(correct: np.ndarray, groups: Groups, min_group_size: int = 1) -> dict[str, float]:
     """Per-group accuracy of a boolean `correct` (N,) for each factor's values, worst group per factor,
     and the worst group overall."""
@@ -98,12 +122,18 @@ def group_metrics(correct: np.ndarray, groups: Groups, min_group_size: int = 1) 
 def collapse(logits: torch.Tensor, columns: Sequence[Sequence[int]]) -> torch.Tensor:
     """(N, len(columns)) logits: class j scores the max over its member columns (imagenet-testbed's
     ObjectNet convention); a plain column selection when every class has one member."""
+    import torch
+
     if all(len(c) == 1 for c in columns):
         return logits[:, [c[0] for c in columns]]
     out = torch.empty((logits.shape[0], len(columns)), dtype=logits.dtype)
     for j, cols in enumerate(columns):
         out[:, j] = logits[:, list(cols)].max(dim=1).values
     return out
+
+
+declare("image_retrieval_recall@*", "fraction", "text-to-image recall at k")
+declare("text_retrieval_recall@*", "fraction", "image-to-text recall at k")
 
 
 def retrieval_metrics(
@@ -117,6 +147,8 @@ def retrieval_metrics(
     images among the top k) and `text_retrieval_recall@k` (an image finds its text). `image_text[i]` is
     the text row of image i; several images may share one text (identical captions). Similarities are
     computed in chunks, so memory stays O(chunk x max(images, texts))."""
+    import torch
+
     img = torch.nn.functional.normalize(image_emb.float(), dim=-1)
     txt = torch.nn.functional.normalize(text_emb.float(), dim=-1)
     owner = torch.as_tensor(np.asarray(image_text), dtype=torch.int64)  # text of each image

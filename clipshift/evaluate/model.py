@@ -80,43 +80,15 @@ def _norm(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
 
 
 def open_model(spec: str | Path, pretrained: str | None = None) -> EvalModel:
-    """A run directory or checkpoint file (`spec`), `ARCH:PATH`, or `ARCH` with `pretrained` = PATH.
+    """A run directory or checkpoint file (`spec`), `ARCH:PATH`, or `ARCH` with `pretrained` = PATH
+    (resolved by `clipshift.models.checkpoints.resolve_checkpoint`).
 
-    Weights are local files only: a hub tag or URL is refused by the model factory in one line."""
-    from clipshift.models.factory import ModelConfig, build_clip, checkpoint_kind, load_model
-    from clipshift.models.registry import list_models
+    Weights are local files only: a hub tag or URL is refused by the resolver in one line."""
+    from clipshift.models.checkpoints import load_model, resolve_checkpoint
 
-    text = str(spec)
-    p = Path(text).expanduser()
-    arch: str | None = None
-    if pretrained is not None:
-        arch, path = text, pretrained
-    elif not p.exists() and ":" in text and text.split(":", 1)[0] in list_models():
-        arch, path = text.split(":", 1)
-    if arch is not None:
-        if arch not in list_models():
-            raise UserError(f"unknown model {arch!r} (open_clip.list_models() lists every architecture)")
-        ck = Path(path).expanduser()
-        if ck.is_file() and checkpoint_kind(ck) == "classifier":
-            module, tok = load_model(ck)
-            return _wrap(module, tok, arch, ck, None)
-        from clipshift.models.text import OpenClipTokenizer
-
-        tokenizer = OpenClipTokenizer()
-        module = build_clip(ModelConfig(name=arch, pretrained=path), tokenizer)  # binds the context
-        return _wrap(module, tokenizer, arch, ck.resolve(), None)
-    if not p.exists():
-        raise UserError(f"model {text!r}: no such run directory or checkpoint file (or ARCH:PATH)")
-    module, tok = load_model(p)
-    ckpt = p / "checkpoints" / "final.pt" if p.is_dir() else p
-    run_dir = p if p.is_dir() else None
-    raw_name = _checkpoint_name(ckpt)
-    return _wrap(module, tok, raw_name, ckpt.resolve(), run_dir)
-
-
-def _checkpoint_name(ckpt: Path) -> str:
-    raw = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
-    return str(raw.get("name", "")) if isinstance(raw, dict) else ""
+    ck = resolve_checkpoint(spec, pretrained)
+    module, tok = load_model(ck)
+    return _wrap(module, tok, ck.arch, ck.path, ck.run_dir)
 
 
 def _wrap(module: nn.Module, tokenizer: Any, name: str, ckpt: Path, run_dir: Path | None) -> EvalModel:

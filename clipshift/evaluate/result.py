@@ -8,9 +8,6 @@ from typing import Any
 
 import numpy as np
 
-TASKS = ("zeroshot_classification", "classification", "linear_probe", "knn", "zeroshot_retrieval")
-
-
 Row = tuple[str, str, str, int, float]  # (eval_set, task, metric, class_id, value)
 
 

@@ -1,13 +1,16 @@
 """What each evaluation metric measures, so tables and findings scale and word it without guessing from its
 name. Torch-free: the report and the analyses read it.
 
-A metric is declared once, here, by its name or a pattern (`group_acc/*`); a `subset/<name>/` prefix keeps
-the unit of the metric it prefixes. A new metric is one more `declare(...)` line.
+A metric is declared once, by its name or a pattern (`group_acc/*`), with `declare(...)` in the module
+that computes it (`evaluate.metrics`, each task of `evaluate.tasks`, `evaluate.representation`); those
+modules are imported on the first look-up, and they import no torch at module level. A `subset/<name>/`
+prefix keeps the unit of the metric it prefixes.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import importlib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -36,16 +39,32 @@ class MetricUnit:
 
 
 METRIC_UNITS: dict[str, MetricUnit] = {}
+# modules that emit metrics besides the task modules (whose registry imports them all)
+PRODUCERS = ("clipshift.evaluate.metrics", "clipshift.evaluate.representation")
+_loaded = False
 
 
 def declare(pattern: str, unit: Unit, description: str = "") -> None:
-    """Register a metric name (or fnmatch pattern) and its unit."""
+    """Register a metric name (or fnmatch pattern) and its unit, next to the code that emits it."""
+    if pattern in METRIC_UNITS and METRIC_UNITS[pattern].unit != unit:
+        raise ValueError(f"metric {pattern!r} is declared twice with different units")
     METRIC_UNITS[pattern] = MetricUnit(unit, description)
 
 
-def unit_of(metric: str) -> MetricUnit:
-    """The declared unit of a metric (exact name first, then patterns); undeclared metrics are plain
-    values, shown as they are."""
+def _load_producers() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module in PRODUCERS:
+        importlib.import_module(module)
+    from clipshift.evaluate.tasks import TASKS
+
+    TASKS.load()
+
+
+def _declared(metric: str) -> MetricUnit | None:
+    _load_producers()
     while metric.startswith("subset/") and metric.count("/") >= 2:
         metric = metric.split("/", 2)[2]
     if metric in METRIC_UNITS:
@@ -53,27 +72,15 @@ def unit_of(metric: str) -> MetricUnit:
     for pattern, u in METRIC_UNITS.items():
         if fnmatch.fnmatchcase(metric, pattern):
             return u
-    return MetricUnit("value")
+    return None
 
 
-# classification (evaluate.metrics.classification_metrics, group_metrics)
-declare("acc1", "fraction", "top-1 accuracy")
-declare("acc5", "fraction", "top-5 accuracy")
-declare("mean_per_class_recall", "fraction", "mean over classes of per-class recall")
-declare("class_acc", "fraction", "per-class accuracy")
-declare("group_acc/*", "fraction", "accuracy within a group of a ground-truth factor")
-declare("worst_group_acc", "fraction", "lowest group accuracy")
-declare("worst_group_acc/*", "fraction", "lowest group accuracy of one factor")
-declare("class_pred_count", "count", "predictions of each class")
-declare("class_count", "count", "training samples of each class")
-declare("n", "count", "scored samples")
-declare("n_unscored", "count", "samples whose label is outside the label space")
-# retrieval (evaluate.metrics.retrieval_metrics)
-declare("image_retrieval_recall@*", "fraction", "text-to-image recall at k")
-declare("text_retrieval_recall@*", "fraction", "image-to-text recall at k")
-declare("n_images", "count")
-declare("n_texts", "count")
-# representation statistics (analysis.longtail) and probes
-declare("nc1", "ratio", "neural collapse tr(S_w S_b^+)/C")
-declare("prototype_coherence", "value", "mean cosine between class prototypes")
-declare("probe_wd", "value", "weight decay the linear probe chose")
+def is_declared(metric: str) -> bool:
+    """Has the module that emits `metric` declared its unit?"""
+    return _declared(metric) is not None
+
+
+def unit_of(metric: str) -> MetricUnit:
+    """The declared unit of a metric (exact name first, then patterns); undeclared metrics are plain
+    values, shown as they are."""
+    return _declared(metric) or MetricUnit("value")

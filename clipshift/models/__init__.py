@@ -1,6 +1,14 @@
 """Image and text towers. Tiny CLIP architectures are open_clip JSON configs registered at import,
-so every clipshift model is an open_clip model constructible from its name."""
+so every clipshift model is an open_clip model constructible from its name; `resolve_checkpoint` is the
+one place a model spec (run directory, checkpoint file, ARCH:PATH) becomes a file to load."""
 
+from clipshift.models.checkpoints import (
+    ResolvedCheckpoint,
+    load_classifier,
+    load_clip,
+    load_model,
+    resolve_checkpoint,
+)
 from clipshift.models.factory import (
     Classifier,
     CosineHead,
@@ -10,7 +18,6 @@ from clipshift.models.factory import (
     build_classifier,
     build_clip,
     class_text_embeddings,
-    load_clip,
     open_clip_config,
 )
 from clipshift.models.registry import DEFAULT_MODEL, build_image_tower, list_models, register_configs
@@ -29,6 +36,7 @@ __all__ = [
     "LinearHead",
     "ModelConfig",
     "OpenClipTokenizer",
+    "ResolvedCheckpoint",
     "TextHead",
     "Tokenizer",
     "VocabTokenizer",
@@ -38,8 +46,11 @@ __all__ = [
     "build_tokenizer",
     "class_text_embeddings",
     "list_models",
+    "load_classifier",
     "load_clip",
+    "load_model",
     "open_clip_config",
     "register_configs",
+    "resolve_checkpoint",
     "tokenizer_from_state",
 ]

@@ -20,7 +20,7 @@ from torch import nn
 
 from clipshift.errors import UserError
 from clipshift.models.registry import CONFIG_DIR, DEFAULT_MODEL, _ours, quiet_open_clip, register_configs
-from clipshift.models.text import OpenClipTokenizer, Tokenizer, tokenizer_from_state
+from clipshift.models.text import OpenClipTokenizer, Tokenizer
 from clipshift.models.trim import trim_text
 
 INIT_LOGIT_SCALE = math.log(1 / 0.07)  # CLIP's initial temperature
@@ -196,45 +196,6 @@ def _describe_mismatch(want: dict[str, torch.Tensor], got: dict[str, torch.Tenso
     return problems[0] if problems else None
 
 
-def load_clip(path: str | Path) -> tuple[nn.Module, Tokenizer]:
-    """A clipshift CLIP checkpoint and its tokenizer: `path` is a run directory (checkpoints/final.pt) or a
-    checkpoint file. The run's tokenizer.json and open_clip_config/<name>.json are used when present;
-    a bare open_clip state dict needs `{"name": ...}` in the file or exactly one saved config."""
-    p = Path(path).expanduser()
-    ckpt = p / "checkpoints" / "final.pt" if p.is_dir() else p
-    if not ckpt.is_file():
-        raise UserError(f"{str(path)!r}: no CLIP checkpoint there (a run directory or a local .pt file)")
-    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
-    try:
-        raw = torch.load(ckpt, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise UserError(f"{str(ckpt)!r}: not a readable checkpoint ({type(e).__name__})") from e
-    if isinstance(raw, dict) and raw.get("kind") == "classifier":
-        raise UserError(
-            f"{str(ckpt)!r} is a classifier checkpoint; a CLIP checkpoint (with a text tower) is needed"
-        )
-    saved = sorted((run_dir / "open_clip_config").glob("*.json"))
-    name = raw.get("name") if isinstance(raw, dict) else None
-    if name is None:
-        if len(saved) != 1:
-            raise UserError(f"{str(ckpt)!r}: cannot tell the architecture (no 'name' in it, no saved config)")
-        name = saved[0].stem
-    cfg_file = run_dir / "open_clip_config" / f"{name}.json"
-    register_configs()  # create_model looks the name up even when the saved config supplies every field
-    model_cfg = json.loads(cfg_file.read_text()) if cfg_file.is_file() else _base_config(name)
-    tok_file = run_dir / "tokenizer.json"
-    if tok_file.is_file():
-        tokenizer: Tokenizer = tokenizer_from_state(json.loads(tok_file.read_text()))
-    else:
-        tokenizer = OpenClipTokenizer(int(model_cfg["text_cfg"].get("context_length", 77)))
-    cfg = ModelConfig(name=name)
-    try:
-        model = _create(cfg, model_cfg, ckpt.resolve())
-    except Exception as e:
-        raise UserError(_mismatch_message(cfg, model_cfg, ckpt.resolve(), e)) from e
-    return model, tokenizer
-
-
 # ----------------------------------------------------------------------------- text embeddings
 
 
@@ -388,83 +349,6 @@ def _load_visual(visual: nn.Module, path: Path) -> None:
         raise UserError(f"pretrained {str(path)!r}: image tower does not match: {found}") from e
 
 
-def _checkpoint_path(path: str | Path) -> Path:
-    p = Path(path).expanduser()
-    ckpt = p / "checkpoints" / "final.pt" if p.is_dir() else p
-    if not ckpt.is_file():
-        raise UserError(f"{str(path)!r}: no checkpoint there (a run directory or a local .pt file)")
-    return ckpt
-
-
-def _run_model_config(ckpt: Path, name: str) -> ModelConfig:
-    """The run's ModelConfig (config.yaml next to checkpoints/) without its `pretrained`, or the
-    architecture's defaults for a bare checkpoint."""
-    import yaml
-
-    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
-    cfg_file = run_dir / "config.yaml"
-    if cfg_file.is_file():
-        data = yaml.safe_load(cfg_file.read_text()) or {}
-        model = data.get("model") if isinstance(data, dict) else None
-        if isinstance(model, dict) and model.get("name", name) == name:
-            return ModelConfig.model_validate({**model, "pretrained": None})
-    return ModelConfig(name=name)
-
-
-def load_classifier(path: str | Path) -> Classifier:
-    """A clipshift classifier checkpoint (`kind: classifier` in final.pt): the image tower of its
-    architecture (the run's config.yaml gives the resolution when present) and its head, whose kind and
-    width are read off the state dict (cosine and text heads compute the same logits)."""
-    ckpt = _checkpoint_path(path)
-    try:
-        raw = torch.load(ckpt, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise UserError(f"{str(ckpt)!r}: not a readable checkpoint ({type(e).__name__})") from e
-    if not (isinstance(raw, dict) and raw.get("kind") == "classifier" and "state_dict" in raw):
-        raise UserError(f"{str(ckpt)!r} is not a clipshift classifier checkpoint")
-    sd: dict[str, torch.Tensor] = raw["state_dict"]
-    name = str(raw.get("name") or DEFAULT_MODEL)
-    cfg = _image_only(_run_model_config(ckpt, name))
-    visual: nn.Module = _create(cfg, open_clip_config(cfg, None), None).visual  # type: ignore[assignment]
-    head: nn.Module
-    if "head.fc.weight" in sd:
-        n, dim = sd["head.fc.weight"].shape
-        head, kind = LinearHead(int(dim), int(n)), "linear"
-    elif "head.weight" in sd:
-        n, dim = sd["head.weight"].shape
-        head, kind = CosineHead(int(dim), int(n)), "cosine"
-    else:
-        raise UserError(f"{str(ckpt)!r}: no classifier head (head.fc.weight or head.weight) in it")
-    model = Classifier(visual, head, kind)
-    want = model.state_dict()
-    problem = _describe_mismatch(want, sd)
-    if problem:
-        raise UserError(f"{str(ckpt)!r} does not match the architecture: {problem} (model {name!r})")
-    model.load_state_dict(sd, strict=True)
-    return model
-
-
-def checkpoint_kind(path: str | Path) -> str:
-    """'clip' or 'classifier' for a clipshift checkpoint or run directory (a bare open_clip state dict
-    counts as 'clip')."""
-    ckpt = _checkpoint_path(path)
-    try:
-        raw = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)  # no copy of the weights
-    except Exception:
-        try:  # a legacy (non-zip) file cannot be memory-mapped
-            raw = torch.load(ckpt, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise UserError(f"{str(ckpt)!r}: not a readable checkpoint ({type(e).__name__})") from e
-    return "classifier" if isinstance(raw, dict) and raw.get("kind") == "classifier" else "clip"
-
-
-def load_model(path: str | Path) -> tuple[nn.Module, Tokenizer | None]:
-    """Any clipshift checkpoint or run directory: (CLIP model, tokenizer) or (Classifier, None)."""
-    if checkpoint_kind(path) == "classifier":
-        return load_classifier(path), None
-    return load_clip(path)
-
-
 __all__ = [
     "Classifier",
     "CosineHead",
@@ -473,10 +357,17 @@ __all__ = [
     "TextHead",
     "build_classifier",
     "build_clip",
-    "checkpoint_kind",
     "class_text_embeddings",
-    "load_classifier",
-    "load_clip",
-    "load_model",
     "open_clip_config",
 ]
+
+_MOVED = ("load_classifier", "load_clip", "load_model")  # to clipshift.models.checkpoints
+
+
+def __getattr__(name: str) -> Any:
+    """Checkpoint loading moved to `clipshift.models.checkpoints`; still importable from here."""
+    if name in _MOVED:
+        from clipshift.models import checkpoints
+
+        return getattr(checkpoints, name)
+    raise AttributeError(f"module 'clipshift.models.factory' has no attribute {name!r}")

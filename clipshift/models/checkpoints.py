@@ -1,0 +1,208 @@
+"""One checkpoint resolver: what a model spec names, and how to load it.
+
+A spec is a clipshift run directory (its `checkpoints/final.pt`), a checkpoint file, or `ARCH:PATH`
+(equivalently ARCH with `pretrained=PATH`) for any open_clip architecture with local weights. Files may
+be clipshift checkpoints (`{'state_dict', 'name', 'kind'}`), plain open_clip state dicts,
+open_clip_train checkpoints (`{'epoch', 'state_dict': {'module.…'}}`) or `.safetensors`; open_clip's own
+loader reads the last three, so they need the architecture from ARCH:PATH (or a run's saved config).
+Weights are local files only: a hub tag or URL is refused in one line, never fetched.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from clipshift.errors import UserError
+from clipshift.models.factory import (
+    Classifier,
+    CosineHead,
+    LinearHead,
+    ModelConfig,
+    _base_config,
+    _check_pretrained,
+    _create,
+    _describe_mismatch,
+    _image_only,
+    _mismatch_message,
+    build_clip,
+    open_clip_config,
+)
+from clipshift.models.registry import DEFAULT_MODEL, list_models, register_configs
+from clipshift.models.text import OpenClipTokenizer, Tokenizer, tokenizer_from_state
+
+Kind = Literal["clip", "classifier"]
+
+
+@dataclass(frozen=True)
+class ResolvedCheckpoint:
+    """A model spec resolved: the weights file, what it holds and the architecture to build."""
+
+    path: Path  # the weights file, absolute
+    kind: Kind  # 'clip' (image and text towers) or 'classifier' (image tower + head)
+    arch: str  # open_clip architecture name
+    arch_given: bool  # ARCH:PATH: built from open_clip's config of `arch`, not from a run's saved files
+    run_dir: Path | None  # the run directory the spec named (None when it named a file)
+
+    @property
+    def home(self) -> Path:
+        """The folder of the run the file belongs to (config.yaml, open_clip_config/, tokenizer.json)."""
+        return _home(self.path)
+
+
+def _home(ckpt: Path) -> Path:
+    return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+
+
+def resolve_checkpoint(spec: str | Path, pretrained: str | Path | None = None) -> ResolvedCheckpoint:
+    """The checkpoint `spec` names (see the module doc); reads only the file's header (memory-mapped).
+    Every problem is a one-line UserError."""
+    text = str(spec)
+    p = Path(text).expanduser()
+    arch: str | None = None
+    if pretrained is not None:
+        arch, weights = text, str(pretrained)
+    elif not p.exists() and ":" in text and text.split(":", 1)[0] in list_models():
+        arch, weights = text.split(":", 1)
+    if arch is not None:
+        if arch not in list_models():
+            raise UserError(f"unknown model {arch!r} (open_clip.list_models() lists every architecture)")
+        path = _check_pretrained(weights)
+        assert path is not None
+        kind, _ = _header(path)
+        return ResolvedCheckpoint(path, kind, arch, True, None)
+    if not p.exists():
+        raise UserError(f"model {text!r}: no such run directory or checkpoint file (or ARCH:PATH)")
+    ckpt = p / "checkpoints" / "final.pt" if p.is_dir() else p
+    if not ckpt.is_file():
+        raise UserError(f"{text!r}: no checkpoint there (a run directory or a local .pt file)")
+    ckpt = ckpt.resolve()
+    kind, name = _header(ckpt)
+    run_dir = p.resolve() if p.is_dir() else None
+    return ResolvedCheckpoint(ckpt, kind, _arch(ckpt, kind, name), False, run_dir)
+
+
+def _header(path: Path) -> tuple[Kind, str | None]:
+    """(kind, the 'name' recorded in it) without copying the weights."""
+    if path.suffix == ".safetensors":  # tensors only: an open_clip state dict
+        return "clip", None
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        try:  # a legacy (non-zip) file cannot be memory-mapped
+            raw = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise UserError(f"{str(path)!r}: not a readable checkpoint ({type(e).__name__})") from e
+    if not isinstance(raw, dict):
+        return "clip", None
+    name = raw.get("name")
+    return ("classifier" if raw.get("kind") == "classifier" else "clip"), (str(name) if name else None)
+
+
+def _arch(ckpt: Path, kind: Kind, name: str | None) -> str:
+    """The architecture of a file without ARCH: its recorded name, else (CLIP) the run's one saved
+    open_clip config, else (classifier) the default model."""
+    if name is not None:
+        return name
+    if kind == "classifier":
+        return DEFAULT_MODEL
+    saved = sorted((_home(ckpt) / "open_clip_config").glob("*.json"))
+    if len(saved) != 1:
+        raise UserError(f"{str(ckpt)!r}: cannot tell the architecture (no 'name' in it, no saved config)")
+    return saved[0].stem
+
+
+def _resolved(spec: str | Path | ResolvedCheckpoint) -> ResolvedCheckpoint:
+    return spec if isinstance(spec, ResolvedCheckpoint) else resolve_checkpoint(spec)
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def load_model(spec: str | Path | ResolvedCheckpoint) -> tuple[nn.Module, Tokenizer | None]:
+    """Any checkpoint (a spec or a resolved one): (CLIP model, tokenizer) or (Classifier, None)."""
+    ck = _resolved(spec)
+    if ck.kind == "classifier":
+        return load_classifier(ck), None
+    return load_clip(ck)
+
+
+def load_clip(spec: str | Path | ResolvedCheckpoint) -> tuple[nn.Module, Tokenizer]:
+    """A CLIP model and its tokenizer. For a run, its tokenizer.json and open_clip_config/<name>.json are
+    used when present; ARCH:PATH builds open_clip's ARCH with its BPE tokenizer."""
+    ck = _resolved(spec)
+    if ck.kind == "classifier":
+        raise UserError(
+            f"{str(ck.path)!r} is a classifier checkpoint; a CLIP checkpoint (with a text tower) is needed"
+        )
+    if ck.arch_given:
+        tok = OpenClipTokenizer()
+        return build_clip(ModelConfig(name=ck.arch, pretrained=str(ck.path)), tok), tok  # binds the context
+    cfg_file = ck.home / "open_clip_config" / f"{ck.arch}.json"
+    register_configs()  # create_model looks the name up even when the saved config supplies every field
+    model_cfg = json.loads(cfg_file.read_text()) if cfg_file.is_file() else _base_config(ck.arch)
+    tok_file = ck.home / "tokenizer.json"
+    if tok_file.is_file():
+        tokenizer: Tokenizer = tokenizer_from_state(json.loads(tok_file.read_text()))
+    else:
+        tokenizer = OpenClipTokenizer(int(model_cfg["text_cfg"].get("context_length", 77)))
+    cfg = ModelConfig(name=ck.arch)
+    try:
+        model = _create(cfg, model_cfg, ck.path)
+    except Exception as e:
+        raise UserError(_mismatch_message(cfg, model_cfg, ck.path, e)) from e
+    return model, tokenizer
+
+
+def _run_model_config(home: Path, name: str) -> ModelConfig:
+    """The run's ModelConfig (config.yaml in `home`) without `pretrained`, or the architecture's
+    defaults for a bare checkpoint."""
+    import yaml
+
+    cfg_file = home / "config.yaml"
+    if cfg_file.is_file():
+        data = yaml.safe_load(cfg_file.read_text()) or {}
+        model = data.get("model") if isinstance(data, dict) else None
+        if isinstance(model, dict) and model.get("name", name) == name:
+            return ModelConfig.model_validate({**model, "pretrained": None})
+    return ModelConfig(name=name)
+
+
+def load_classifier(spec: str | Path | ResolvedCheckpoint) -> Classifier:
+    """A clipshift classifier checkpoint (`kind: classifier`): the image tower of its architecture (the
+    run's config.yaml gives the resolution when present) and its head, whose kind and width are read off
+    the state dict (cosine and text heads compute the same logits)."""
+    ck = _resolved(spec)
+    try:
+        raw: Any = torch.load(ck.path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise UserError(f"{str(ck.path)!r}: not a readable checkpoint ({type(e).__name__})") from e
+    if not (isinstance(raw, dict) and raw.get("kind") == "classifier" and "state_dict" in raw):
+        raise UserError(f"{str(ck.path)!r} is not a clipshift classifier checkpoint")
+    sd: dict[str, torch.Tensor] = raw["state_dict"]
+    name = str(raw.get("name") or DEFAULT_MODEL)  # the file's own, also under ARCH:PATH
+    cfg = _image_only(_run_model_config(ck.home, name))
+    visual: nn.Module = _create(cfg, open_clip_config(cfg, None), None).visual  # type: ignore[assignment]
+    head: nn.Module
+    if "head.fc.weight" in sd:
+        n, dim = sd["head.fc.weight"].shape
+        head, kind = LinearHead(int(dim), int(n)), "linear"
+    elif "head.weight" in sd:
+        n, dim = sd["head.weight"].shape
+        head, kind = CosineHead(int(dim), int(n)), "cosine"
+    else:
+        raise UserError(f"{str(ck.path)!r}: no classifier head (head.fc.weight or head.weight) in it")
+    model = Classifier(visual, head, kind)
+    problem = _describe_mismatch(model.state_dict(), sd)
+    if problem:
+        raise UserError(f"{str(ck.path)!r} does not match the architecture: {problem} (model {name!r})")
+    model.load_state_dict(sd, strict=True)
+    return model
+
+
+__all__ = ["ResolvedCheckpoint", "load_classifier", "load_clip", "load_model", "resolve_checkpoint"]
