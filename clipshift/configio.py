@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -64,15 +66,39 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Set dotted paths in a nested mapping (a copy); used by `--set world.rho=0.9`."""
-    out = json.loads(json.dumps(data))
+def set_path(tree: dict[str, Any], parts: Sequence[str], value: Any, where: str = "") -> None:
+    """Set `value` at a dotted path of a nested mapping, in place: the one override rule of `--set`
+    (every command), study profiles and study axes.
+
+    Missing (or null) mappings on the way are created. A mapping value merges into the mapping already
+    there, key by key and recursively (`data={n: 10}` keeps the other data fields), unless its `kind`
+    differs: another data source replaces the old one instead of inheriting its fields. Any other value
+    replaces what was there. `where` names the override in the error for a path through a non-mapping."""
+    node = tree
+    for part in parts[:-1]:
+        nxt = node.get(part)
+        if nxt is None:
+            nxt = node[part] = {}
+        elif not isinstance(nxt, dict):
+            raise UserError(f"{where or '.'.join(parts)}: {part} is not a mapping")
+        node = nxt
+    key = parts[-1]
+    old = node.get(key)
+    if (
+        isinstance(value, dict)
+        and isinstance(old, dict)
+        and value.get("kind", old.get("kind")) == old.get("kind")
+    ):
+        for k, v in value.items():
+            set_path(old, [k], v, where)
+    else:
+        node[key] = copy.deepcopy(value)
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """`data` (a copy) with each `dotted.path=value` override set by `set_path` (`--set world.rho=0.9`)."""
+    out = copy.deepcopy(data)
     for text in overrides:
         path, value = parse_override(text)
-        node = out
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise UserError(f"override {text!r}: {part} is not a mapping")
-        node[path[-1]] = value
+        set_path(out, path, value, f"override {text!r}")
     return out

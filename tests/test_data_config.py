@@ -38,6 +38,21 @@ def test_kinds_parse() -> None:
         assert parse_data_config({"kind": kind, **extra}).kind == kind
 
 
+def test_every_registered_source_reads_itself_and_is_a_data_config() -> None:
+    """A source is one registered class: its kind, its reader, the fields that shape only its captions."""
+    from typing import get_args
+
+    from clipshift.data.config import KINDS, SOURCES, DataConfig, DataSource
+
+    union = get_args(get_args(DataConfig)[0])  # Annotated[Union[...], discriminator]
+    assert {c.model_fields["kind"].default for c in union} == set(SOURCES) == set(KINDS)
+    for cls in SOURCES.values():
+        assert cls.read is not DataSource.read
+        for path in cls.CAPTION_FIELDS:
+            assert path.split(".")[0] in cls.model_fields, (cls, path)
+    assert WorldData.CAPTION_FIELDS == ("world.captions",)
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [

@@ -149,6 +149,87 @@ def test_config_validation_and_texthead_needs_a_checkpoint(tmp_path):
         )
 
 
+# ----------------------------------------------------------------------------- registry and options
+
+
+def test_the_registry_is_the_only_source_of_names(capsys):
+    from clipshift.cli.main import build_parser
+    from clipshift.configio import validate
+    from clipshift.train import TrainConfig
+
+    names = list(OBJECTIVES)
+    assert {"clip", "siglip", "clip-classname", "supervised", "supervised-cosine", "supervised-texthead",
+            "dynamic"} <= set(names)  # fmt: skip
+    with pytest.raises(UserError) as e:
+        validate(TrainConfig, {"objective": {"name": "clipp"}}, "run.yaml")
+    assert str(e.value).startswith("run.yaml: objective.name = 'clipp': Input should be 'clip', 'siglip'")
+    assert all(repr(n) in str(e.value) for n in names)
+    train_help = next(
+        a.choices["train"]
+        for a in build_parser()._actions
+        if hasattr(a, "choices") and isinstance(a.choices, dict) and "train" in a.choices
+    ).format_help()
+    assert all(n in " ".join(train_help.split()) for n in names)
+
+
+def test_a_registered_objective_is_known_everywhere():
+    """A new objective is one class: registering it makes its name and its own options valid."""
+    from clipshift.objectives import Objective, ObjectiveOptions, register
+
+    class ToyOptions(ObjectiveOptions):
+        toy_margin: float = pydantic.Field(0.5, ge=0)
+
+    @register
+    class Toy(Objective[ToyOptions]):
+        name = "toy-test"
+        model_kind = "classifier"
+        reads_captions = False
+        Options = ToyOptions
+
+    try:
+        cfg = ObjectiveConfig(name="toy-test", toy_margin=0.25)
+        obj = build_objective(cfg, np.ones(3))
+        assert isinstance(obj, Toy) and obj.options.toy_margin == 0.25
+        assert cfg.model_dump() == {"name": "toy-test", "toy_margin": 0.25}
+        assert ObjectiveConfig(name="clip", toy_margin=3).model_dump() == {"name": "clip"}
+        with pytest.raises(pydantic.ValidationError, match="greater than or equal to 0"):
+            ObjectiveConfig(name="clip", toy_margin=-1)  # checked by its owner though clip ignores it
+    finally:
+        del OBJECTIVES["toy-test"]
+    with pytest.raises(pydantic.ValidationError, match="toy_margin"):
+        ObjectiveConfig(name="clip", toy_margin=3)  # unregistered: a field of no objective
+
+
+def test_options_belong_to_their_objective():
+    """Each objective keeps only its own options (defaults filled in); a field of another objective is
+    checked and dropped; a field of none is an error naming it."""
+    from clipshift.configio import validate
+    from clipshift.objectives import DynamicOptions
+    from clipshift.train import TrainConfig
+
+    assert ObjectiveConfig(name="clip", dynamic_k=4, templates=["a {}"]).model_dump() == {"name": "clip"}
+    dyn = ObjectiveConfig(name="dynamic", dynamic_k=4, templates=["a {}"])
+    assert dyn.model_dump() == {"name": "dynamic", "dynamic_k": 4, "dynamic_weighting": "uniform",
+                                "dynamic_head": "cosine"}  # fmt: skip
+    assert isinstance(dyn.options, DynamicOptions) and dyn.options.dynamic_k == 4
+    assert ObjectiveConfig(name="clip-classname").model_dump() == {
+        "name": "clip-classname",
+        "templates": None,
+    }
+    # a config written before options were per objective (every field, defaults included) still loads
+    old = {"name": "clip", "dynamic_k": 50, "dynamic_weighting": "uniform", "dynamic_head": "cosine",
+           "templates": None, "texthead_from": None}  # fmt: skip
+    assert ObjectiveConfig.model_validate(old) == ObjectiveConfig()
+    for data, expected in [
+        ({"name": "clip", "temperature": 3}, "run.yaml: objective.temperature: unknown field"),
+        ({"name": "clip", "dynamic_k": 1}, "run.yaml: objective.dynamic_k = 1: Input should be greater"),
+        ({"name": "dynamic", "dynamic_head": "x"}, "run.yaml: objective.dynamic_head = 'x': Input should be"),
+    ]:
+        with pytest.raises(UserError) as e:
+            validate(TrainConfig, {"objective": data}, "run.yaml")
+        assert str(e.value).startswith(expected) and "\n" not in str(e.value)
+
+
 # ----------------------------------------------------------------------------- dynamic classification
 
 
@@ -214,6 +295,8 @@ def test_dynamic_objective_loss_and_determinism():
 # CLIP objectives with the vocab tokenizer for speed). Measured: clip 0.57, siglip 0.56, clip-classname
 # 0.79 (ambiguous same-class targets keep it high), supervised 0.13, supervised-cosine 0.18,
 # supervised-texthead 0.21 (random text tower), dynamic (K = 4, 3 classes present per batch) 0.15.
+# An objective registered without a measured ratio is held to the loosest one (its loss must still fall).
+DEFAULT_MAX_RATIO = 0.92
 MAX_RATIO = {
     "clip": 0.8,
     "siglip": 0.8,
@@ -243,11 +326,12 @@ def save_clip_run(tmp_path, table) -> str:
     return str(run)
 
 
-@pytest.mark.parametrize("name", sorted(MAX_RATIO))
+@pytest.mark.parametrize("name", sorted(OBJECTIVES))
 def test_objective_loss_falls_when_overfitting(name, table, tmp_path):
-    assert set(MAX_RATIO) == set(OBJECTIVES)
+    assert set(MAX_RATIO) <= set(OBJECTIVES)  # every measured ratio belongs to a registered objective
     torch.manual_seed(0)
-    extra = {"texthead_from": save_clip_run(tmp_path, table)} if name == "supervised-texthead" else {}
+    needs_clip = "texthead_from" in OBJECTIVES[name].Options.model_fields
+    extra = {"texthead_from": save_clip_run(tmp_path, table)} if needs_clip else {}
     obj = build_objective(ObjectiveConfig(name=name, dynamic_k=4, **extra), table.class_counts())
     names = table.class_names
     tok = None
@@ -275,4 +359,4 @@ def test_objective_loss_falls_when_overfitting(name, table, tmp_path):
         losses.append(loss.item())
     first, last = np.mean(losses[:2]), np.mean(losses[-2:])
     assert np.isfinite(losses).all()
-    assert last < MAX_RATIO[name] * first, (name, first, last)
+    assert last < MAX_RATIO.get(name, DEFAULT_MAX_RATIO) * first, (name, first, last)

@@ -37,6 +37,26 @@ def test_every_profile_plans(path):
         assert runs and len({r.run_id for r in runs}) == len(runs)
 
 
+# runs per profile (3 seeds each); rich-captions and long-tail's extended profile cross the objectives with
+# settings only some of them read (captions, dynamic's K): the others are trained once per seed and cell
+RUNS = {
+    "data-diversity": {"quick": 36, "full": 18},
+    "long-tail": {"quick": 24, "extended": 144, "full": 24},
+    "rich-captions": {"quick": 12, "extended": 21, "full": 12},
+    "spurious-backgrounds": {"quick": 18, "full": 6},
+}
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
+def test_every_profile_plans_its_runs_once(path):
+    spec = load_study(path)
+    runs = {profile: plan(spec, profile=profile) for profile in spec.profiles}
+    assert {p: len(r) for p, r in runs.items()} == RUNS[path.stem]
+    if path.stem == "rich-captions":
+        sup = [r for r in runs["quick"] if r.config.objective.name == "supervised"]
+        assert len(sup) == 3 and {r.factors["data.world.captions.level"] for r in sup} == {"template"}
+
+
 @pytest.fixture(scope="module")
 def layouts(tmp_path_factory):
     root = tmp_path_factory.mktemp("real-layouts")

@@ -10,6 +10,7 @@ import yaml
 from clipshift.cli.main import main
 from clipshift.errors import UserError
 from clipshift.study import HASH_EXCLUDE, load_study, parse_study, plan, resolve, run_id
+from clipshift.study.planner import canonical_config
 from clipshift.study.spec import DEFAULT_RUN_THREADS
 
 SPEC = {
@@ -118,6 +119,61 @@ def test_profiles_and_overrides():
     # world set names need world training data, and are checked before anything trains
     assert "base.eval.sets[0] = 'iid': world set 'iid' needs world training data" in error(
         spec(grid={}, zip=[], analyses=[], profiles={"p": {"data": real["data"]}}), profile="p"
+    )
+
+
+def ids_study(grid, seeds=(0,), **base):
+    return parse_study(
+        {"name": "ids", "base": {"data": {"n": 64}, **base}, "grid": grid, "seeds": list(seeds)}
+    )
+
+
+def test_a_runs_identity_covers_only_what_its_objective_and_model_read():
+    """A setting that cannot reach a run makes no new run: a supervised model reads no captions, a clip
+    run none of dynamic's options, a classifier no tokenizer. Deduplicated points keep the first one's
+    factors."""
+    levels = ["template", "attributes", "full"]
+    runs = plan(
+        ids_study({"objective.name": ["clip", "supervised"], "data.world.captions.level": levels}, (0, 1))
+    )
+    assert [(r.config.objective.name, r.factors["data.world.captions.level"], r.seed) for r in runs] == [
+        *[("clip", level, 0) for level in levels],
+        ("supervised", "template", 0),
+        *[("clip", level, 1) for level in levels],
+        ("supervised", "template", 1),
+    ]
+    assert len({r.run_id for r in runs}) == len(runs) == 8
+    clip, sup = runs[0], runs[3]
+    assert "captions" in canonical_config(clip.config)["data"]["world"]
+    assert "captions" not in canonical_config(sup.config)["data"]["world"]
+    assert "tokenizer" not in canonical_config(sup.config)["model"]
+
+    # a base setting dynamic's K (or an axis over it) does not multiply or change the clip runs
+    ks = plan(ids_study({"objective.name": ["clip", "dynamic"], "objective.dynamic_k": [3, 6]}))
+    assert [(r.config.objective.name, r.factors["objective.dynamic_k"]) for r in ks] == [
+        ("clip", 3),
+        ("dynamic", 3),
+        ("dynamic", 6),
+    ]
+    assert ks[0].config.objective.model_dump() == {"name": "clip"}
+    plain = plan(ids_study({"objective.name": ["clip"]}))
+    assert ks[0].run_id == plan(ids_study({"objective.name": ["clip"]}, objective={"dynamic_k": 9}))[0].run_id
+    assert ks[0].run_id == plain[0].run_id
+
+    # a classifier's tokenizer setting is moot; its context length is not (it shifts the RNG draws of the
+    # head's initialisation), and everything a clip run reads stays in its identity
+    grid = {"model.tokenizer": ["openclip", "vocab"], "model.context_length": [16, 32]}
+    assert len(plan(ids_study({"objective.name": ["supervised"], **grid}))) == 2
+    assert len(plan(ids_study({"objective.name": ["clip"], **grid}))) == 4
+    assert (
+        len(
+            plan(
+                ids_study(
+                    {"objective.name": ["dynamic", "clip"], "data.world.captions.detail_prob": [0.3, 1]}
+                )
+            )
+        )
+        == 3
     )
 
 

@@ -14,6 +14,7 @@ import yaml
 from clipshift.cli.main import main
 from clipshift.errors import UserError
 from clipshift.train import RunFailed, TrainConfig, train
+from clipshift.train import loop as loop_mod
 from clipshift.train import run as run_mod
 
 TINY = {
@@ -90,7 +91,7 @@ def test_a_crash_between_checkpoints_leaves_each_step_logged_once(tmp_path, monk
     the resumed run drops the lines after its checkpoint and logs 8 again, once, with the same loss."""
     c = cfg(epochs=2, checkpoint_every=3)
     train(c, tmp_path / "full", progress=False)
-    real = run_mod._step
+    real = loop_mod.step_loss
     calls = {"n": 0}
 
     def dies_at_step_9(*args, **kw):
@@ -99,11 +100,11 @@ def test_a_crash_between_checkpoints_leaves_each_step_logged_once(tmp_path, monk
             raise KeyboardInterrupt  # as a kill would, with no checkpoint written
         return real(*args, **kw)
 
-    monkeypatch.setattr(run_mod, "_step", dies_at_step_9)
+    monkeypatch.setattr(loop_mod, "step_loss", dies_at_step_9)
     with pytest.raises(KeyboardInterrupt):
         train(c, tmp_path / "r", progress=False)
     assert [x["step"] for x in log(tmp_path / "r")] == [2, 4, 6, 8]
-    monkeypatch.setattr(run_mod, "_step", real)
+    monkeypatch.setattr(loop_mod, "step_loss", real)
     train(c, tmp_path / "r", progress=False)
     resumed, full = log(tmp_path / "r"), log(tmp_path / "full")
     assert [x["step"] for x in resumed] == [2, 4, 6, 8, 10, 12]
@@ -136,7 +137,7 @@ def test_logit_scale_is_clamped_on_the_parameter_after_each_step(tmp_path, monke
     """Started above ln 100, the learnable scale is brought back to ln 100 by the in-place clamp after the
     first step (as open_clip_train does) and keeps a gradient, so it can move below the cap again; the
     logged scale never exceeds 100. (A clamp in the forward pass left it above ln 100 forever.)"""
-    real = run_mod._build
+    real = run_mod.build_setup
 
     def build_hot(*args, **kw):
         setup = real(*args, **kw)
@@ -146,7 +147,7 @@ def test_logit_scale_is_clamped_on_the_parameter_after_each_step(tmp_path, monke
                     p.fill_(math.log(100) + 1.0)
         return setup
 
-    monkeypatch.setattr(run_mod, "_build", build_hot)
+    monkeypatch.setattr(run_mod, "build_setup", build_hot)
     train(cfg(objective={"name": objective}, log_every=1), tmp_path / "r", progress=False)
     scales = [x["logit_scale"] for x in log(tmp_path / "r")]
     assert len(scales) == 6 and max(scales) <= 100.0 + 1e-3
@@ -175,7 +176,7 @@ def test_weight_decay_groups_follow_open_clip_train():
 
 
 def test_non_finite_loss_stops_with_a_record(tmp_path, monkeypatch):
-    real = run_mod._step
+    real = loop_mod.step_loss
     calls = {"n": 0}
 
     def flaky(*args, **kw):
@@ -183,7 +184,7 @@ def test_non_finite_loss_stops_with_a_record(tmp_path, monkeypatch):
         loss = real(*args, **kw)
         return loss * float("nan") if calls["n"] == 4 else loss
 
-    monkeypatch.setattr(run_mod, "_step", flaky)
+    monkeypatch.setattr(loop_mod, "step_loss", flaky)
     with pytest.raises(RunFailed, match="at step 3"):
         train(cfg(), tmp_path / "r", progress=False)
     rec = json.loads((tmp_path / "r" / "final.json").read_text())
@@ -315,3 +316,27 @@ def test_bench_train_smoke_against_open_clip_train(capsys):
     assert f["achieved_gflops_per_s"] == pytest.approx(
         f["model_gflops_per_sample"] * f["train_samples_per_s"], abs=0.1
     )
+
+
+def test_resume_compares_what_the_run_reads(tmp_path):
+    """An interrupted run's saved config is compared on what the run reads (train.identity): a config
+    saved with every objective's fields (as before options were per objective), or with other captions
+    for an objective that reads none, continues; a setting the run reads does not."""
+    from clipshift.train.resume import check_resume
+
+    run = tmp_path / "r"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "latest.pt").write_bytes(b"")
+    sup = cfg(objective={"name": "supervised"}, model={"tokenizer": "vocab"})
+    saved = sup.model_dump(mode="json")
+    saved["objective"].update(dynamic_k=50, dynamic_weighting="uniform", templates=None, texthead_from=None)
+    saved["data"]["world"]["captions"]["level"] = "template"
+    saved["model"]["tokenizer"] = "openclip"
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert check_resume(run, sup.model_dump(mode="json")) is None  # nothing finished: it continues
+    clip = cfg(objective={"name": "clip"})
+    saved = clip.model_dump(mode="json")
+    saved["data"]["world"]["captions"]["level"] = "template"
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    with pytest.raises(UserError, match=r"another config \(data\.world\.captions\.level: 'template' there"):
+        check_resume(run, clip.model_dump(mode="json"))

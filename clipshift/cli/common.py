@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 Handler = Any  # a callable taking the parsed argparse.Namespace and returning an exit code
@@ -53,6 +54,28 @@ def add_set_arg(p: argparse.ArgumentParser, example: str, dest: str = "set") -> 
         default=[],
         help=f"override one field, e.g. --set {example} (repeatable; VALUE is parsed as YAML)",
     )
+
+
+class LazyHelp(argparse.Action):
+    """A plain value option whose help text is made when help is shown: `help_from()` may read a registry
+    whose import (torch) every command would otherwise pay for at start-up."""
+
+    def __init__(self, *args: Any, help_from: Callable[[], str], **kw: Any):
+        super().__init__(*args, **kw)
+        self._help_from = help_from
+
+    @property
+    def help(self) -> str:
+        return self._help_from()
+
+    @help.setter
+    def help(self, value: str | None) -> None:
+        pass  # argparse sets it in __init__; the text comes from help_from
+
+    def __call__(
+        self, parser: Any, namespace: argparse.Namespace, values: Any, option_string: Any = None
+    ) -> None:
+        setattr(namespace, self.dest, values)
 
 
 def emit_json(obj: Any) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from clipshift.cli.common import add_command, add_set_arg, emit_json, info
+from clipshift.cli.common import LazyHelp, add_command, add_set_arg, emit_json, info
+
+if TYPE_CHECKING:
+    from clipshift.train import TrainConfig
 
 EXAMPLES = """\
   clipshift train --out runs/clip                          # tiny CLIP on 20k samples of the default world
@@ -34,10 +37,7 @@ def register(sub: Any) -> None:
     p.add_argument("--config", metavar="FILE", help="run config (YAML/JSON); flags and --set override it")
     add_set_arg(p, "optim.lr=1e-3")
     p.add_argument("--out", help="run directory (required unless --print-config)")
-    p.add_argument(
-        "--objective",
-        help="clip, siglip, supervised, supervised-cosine, supervised-texthead, dynamic, clip-classname",
-    )
+    p.add_argument("--objective", action=LazyHelp, help_from=_objective_help)
     p.add_argument("--model", help="open_clip architecture (default clipshift-rn-tiny)")
     p.add_argument("--pretrained", help="local checkpoint to start from")
     p.add_argument("--epochs", type=int)
@@ -51,8 +51,15 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the final record as JSON")
 
 
-def load_train_config(args: argparse.Namespace) -> Any:
+def _objective_help() -> str:
+    from clipshift.objectives import OBJECTIVES
+
+    return f"training objective: {', '.join(OBJECTIVES)} (default clip)"
+
+
+def load_train_config(args: argparse.Namespace) -> TrainConfig:
     from clipshift import configio
+    from clipshift.data.config import parse_data_config, with_default_source
     from clipshift.train import TrainConfig
 
     data = configio.read_mapping(args.config) if args.config else {}
@@ -67,13 +74,9 @@ def load_train_config(args: argparse.Namespace) -> Any:
         "threads": args.threads,
     }
     sets = [f"{k}={v}" for k, v in shortcuts.items() if v is not None] + list(args.set)
-    data = configio.apply_overrides(data, sets)
-    if isinstance(data.get("data"), dict):
-        data["data"].setdefault("kind", "world")  # the default source: the procedural world
+    data = with_default_source(configio.apply_overrides(data, sets))
     source = args.config or "train config"
     if isinstance(data.get("data"), dict):
-        from clipshift.data.config import parse_data_config
-
         parse_data_config(data["data"], source, prefix="data")  # clearer messages than the union's
     return configio.validate(TrainConfig, data, source)
 

@@ -1,14 +1,15 @@
 """DataConfig: where a run's training data comes from (a world split or files on disk) and how it is
-subsampled; `load_table` turns one into an ImageTextTable."""
+subsampled. Each source (`SOURCES`, by `kind`) reads itself; `load_table` reads and subsamples."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, cast
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from clipshift.configio import validate
 from clipshift.data import subsample as sub
@@ -54,7 +55,11 @@ class SubsampleConfig(_Strict):
         return self
 
 
-class _Source(_Strict):
+class DataSource(_Strict):
+    """A source of training rows. A new source is a subclass with its own `kind` Literal, fields and
+    `read`, registered with `@source` and listed in `DataConfig`; loading, validation messages and the
+    kinds in them follow from the registration."""
+
     kind: str  # each kind narrows this to its Literal; declared here so dumps list it first
     subsample: SubsampleConfig | None = Field(None, description="controlled subsampling of the rows")
     cache_dir: Path | None = Field(
@@ -63,8 +68,32 @@ class _Source(_Strict):
     )
     strict: bool = Field(False, description="fail on a missing or undecodable image instead of skipping it")
 
+    # fields (dotted, below `data`) that shape only the captions, never which rows there are, their images
+    # or labels: a run whose objective reads no captions leaves them out of its identity
+    CAPTION_FIELDS: ClassVar[tuple[str, ...]] = ()
 
-class WorldData(_Source):
+    def read(self, image_size: int, progress: bool) -> ImageTextTable:
+        """The source's rows at `image_size` (before subsampling)."""
+        raise NotImplementedError
+
+
+SOURCES: dict[str, type[DataSource]] = {}
+_D = TypeVar("_D", bound=type[DataSource])
+
+
+def source(cls: _D) -> _D:
+    """Class decorator: make a data source selectable by its `kind`."""
+    klass: type[DataSource] = cls
+    SOURCES[klass.model_fields["kind"].default] = klass
+    return cls
+
+
+@source
+class WorldData(DataSource):
+    """A split of the procedural world, rendered at the model's resolution."""
+
+    CAPTION_FIELDS = ("world.captions",)  # captions draw from their own random stream (world.sampling)
+
     kind: Literal["world"] = "world"
     world: WorldSpec = Field(default_factory=WorldSpec, description="the procedural world")
     split: str = Field("train", description="which split to render")
@@ -81,8 +110,24 @@ class WorldData(_Source):
             raise ValueError(str(e)) from None
         return v
 
+    def read(self, image_size: int, progress: bool) -> ImageTextTable:
+        from clipshift.world import World
 
-class CsvData(_Source):
+        have = self.world.image_size
+        if have != image_size:
+            raise UserError(
+                f"data.world.image_size = {have} but the model takes {image_size} px images; "
+                f"set data.world.image_size={image_size} (the world renders at any size) or the model's size"
+            )
+        return world_table(World(self.world).split(self.split, self.n, progress=progress))
+
+
+@source
+class CsvData(DataSource):
+    """open_clip's CSV/TSV of image paths and captions."""
+
+    CAPTION_FIELDS = ("caption_key",)
+
     kind: Literal["csv"] = "csv"
     path: Path = Field(..., description="open_clip CSV/TSV; relative image paths resolve against its folder")
     img_key: str = "filepath"
@@ -90,13 +135,43 @@ class CsvData(_Source):
     sep: str = "\t"
     class_key: str | None = Field(None, description="column with class labels or names (default: none)")
 
+    def read(self, image_size: int, progress: bool) -> ImageTextTable:
+        from clipshift.data import loaders
 
-class WdsData(_Source):
+        return loaders.load_csv(
+            self.path,
+            image_size,
+            img_key=self.img_key,
+            caption_key=self.caption_key,
+            sep=self.sep,
+            class_key=self.class_key,
+            cache_dir=self.cache_dir,
+            strict=self.strict,
+            progress=progress,
+        )
+
+
+@source
+class WdsData(DataSource):
+    """webdataset shards."""
+
     kind: Literal["wds"] = "wds"
     pattern: str = Field(..., description="brace pattern, shards.txt file, or a directory holding shards.txt")
 
+    def read(self, image_size: int, progress: bool) -> ImageTextTable:
+        from clipshift.data import loaders
 
-class ImageFolderData(_Source):
+        return loaders.load_wds(
+            self.pattern, image_size, cache_dir=self.cache_dir, strict=self.strict, progress=progress
+        )
+
+
+@source
+class ImageFolderData(DataSource):
+    """A `root/<class folder>/<image>` tree, captioned by class-name templates."""
+
+    CAPTION_FIELDS = ("templates",)
+
     kind: Literal["imagefolder"] = "imagefolder"
     root: Path
     templates: list[str] | None = Field(
@@ -117,6 +192,19 @@ class ImageFolderData(_Source):
                     raise ValueError(f"template {t!r} has no {{}} for the class name")
         return v
 
+    def read(self, image_size: int, progress: bool) -> ImageTextTable:
+        from clipshift.data import loaders
+
+        return loaders.load_imagefolder(
+            self.root,
+            image_size,
+            templates=self.templates,
+            class_names=self.class_names,
+            cache_dir=self.cache_dir,
+            strict=self.strict,
+            progress=progress,
+        )
+
 
 CaptionField = Literal["title", "tags", "description"]
 
@@ -125,7 +213,12 @@ def _all_fields() -> list[CaptionField]:
     return ["title", "tags", "description"]
 
 
-class ImageNetCaptionsData(_Source):
+@source
+class ImageNetCaptionsData(DataSource):
+    """ImageNet-Captions records (JSON) over ImageNet's image folders."""
+
+    CAPTION_FIELDS = ("fields", "append_class_name")  # loaders.load_imagenet_captions: rows come first
+
     # `json` would shadow BaseModel.json, so the field is json_path and `json` its name in configs
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -138,19 +231,41 @@ class ImageNetCaptionsData(_Source):
     append_class_name: bool = True
     class_names: Path | None = Field(None, description="wnid<TAB>name lines or JSON {wnid: name}")
 
+    def read(self, image_size: int, progress: bool) -> ImageTextTable:
+        from clipshift.data import loaders
 
+        return loaders.load_imagenet_captions(
+            self.json_path,
+            self.image_root,
+            image_size,
+            fields=list(self.fields),
+            append_class_name=self.append_class_name,
+            class_names=self.class_names,
+            cache_dir=self.cache_dir,
+            strict=self.strict,
+            progress=progress,
+        )
+
+
+# every registered source; a new one is added here too (a static union, so mypy narrows on `kind`)
 DataConfig = Annotated[
     WorldData | CsvData | WdsData | ImageFolderData | ImageNetCaptionsData, Field(discriminator="kind")
 ]
-KINDS = ("world", "csv", "wds", "imagefolder", "imagenet-captions")
-_MODELS: dict[str, type[BaseModel]] = {
-    "world": WorldData,
-    "csv": CsvData,
-    "wds": WdsData,
-    "imagefolder": ImageFolderData,
-    "imagenet-captions": ImageNetCaptionsData,
-}
-_ADAPTER: TypeAdapter[Any] = TypeAdapter(DataConfig)
+KINDS = tuple(SOURCES)
+# a run's training data when its config names none (TrainConfig's default): the procedural world
+DEFAULT_DATA: dict[str, Any] = {"kind": "world", "n": 20000}
+
+
+def with_default_source(run: dict[str, Any]) -> dict[str, Any]:
+    """A run mapping (a copy) whose data names its source: the world is the default one (no `data`:
+    DEFAULT_DATA; a `data` mapping without `kind`: kind world). `clipshift train` and studies use it."""
+    out = copy.deepcopy(run)
+    data = out.get("data")
+    if data is None:
+        out["data"] = dict(DEFAULT_DATA)
+    elif isinstance(data, dict):
+        data.setdefault("kind", DEFAULT_DATA["kind"])
+    return out
 
 
 def parse_data_config(data: Any, source: str | None = None, prefix: str = "") -> DataConfig:
@@ -163,11 +278,9 @@ def parse_data_config(data: Any, source: str | None = None, prefix: str = "") ->
     kind = data.get("kind")
     if kind is None:
         raise UserError(f"{where}{field}: required field is missing; choose from {', '.join(KINDS)}")
-    if kind not in _MODELS:
+    if kind not in SOURCES:
         raise UserError(f"{where}{field} = {kind!r}: unknown data kind; choose from {', '.join(KINDS)}")
-    validate(_MODELS[kind], data, source, prefix)
-    out: DataConfig = _ADAPTER.validate_python(data)
-    return out
+    return cast(DataConfig, validate(SOURCES[kind], data, source, prefix))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -177,57 +290,7 @@ def parse_data_config(data: Any, source: str | None = None, prefix: str = "") ->
 def load_table(cfg: DataConfig, image_size: int, progress: bool = True) -> ImageTextTable:
     """The configured data as a table at `image_size`, subsampled if asked; `table.stats` records the
     subsampling (`subsample`, `rows_before`, `rows_after`) next to the loader's own stats."""
-    from clipshift.data import loaders
-
-    cache_dir, strict = cfg.cache_dir, cfg.strict
-    table: ImageTextTable
-    if isinstance(cfg, WorldData):
-        from clipshift.world import World
-
-        if cfg.world.image_size != image_size:
-            raise UserError(
-                f"data.world.image_size = {cfg.world.image_size} but the model takes {image_size} px images; "
-                f"set data.world.image_size={image_size} (the world renders at any size) or the model's size"
-            )
-        table = world_table(World(cfg.world).split(cfg.split, cfg.n, progress=progress))
-    elif isinstance(cfg, CsvData):
-        table = loaders.load_csv(
-            cfg.path,
-            image_size,
-            img_key=cfg.img_key,
-            caption_key=cfg.caption_key,
-            sep=cfg.sep,
-            class_key=cfg.class_key,
-            cache_dir=cache_dir,
-            strict=strict,
-            progress=progress,
-        )
-    elif isinstance(cfg, WdsData):
-        table = loaders.load_wds(
-            cfg.pattern, image_size, cache_dir=cache_dir, strict=strict, progress=progress
-        )
-    elif isinstance(cfg, ImageFolderData):
-        table = loaders.load_imagefolder(
-            cfg.root,
-            image_size,
-            templates=cfg.templates,
-            class_names=cfg.class_names,
-            cache_dir=cache_dir,
-            strict=strict,
-            progress=progress,
-        )
-    else:
-        table = loaders.load_imagenet_captions(
-            cfg.json_path,
-            cfg.image_root,
-            image_size,
-            fields=list(cfg.fields),
-            append_class_name=cfg.append_class_name,
-            class_names=cfg.class_names,
-            cache_dir=cache_dir,
-            strict=strict,
-            progress=progress,
-        )
+    table = cfg.read(image_size, progress)
     if cfg.subsample is not None:
         table = apply_subsample(table, cfg.subsample)
     return table

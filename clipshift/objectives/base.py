@@ -1,65 +1,120 @@
-"""ObjectiveConfig, the Objective interface and the registry of objectives by name."""
+"""The Objective interface, the registry of objectives by name, and ObjectiveConfig.
+
+An objective is one class in one module: its `name`, the model it trains (`model_kind`, `head`), whether
+it reads captions, and its own typed settings (`Options`). Registering it (`@register`) makes it
+selectable by `objective.name`, validates its settings, lists it in `clipshift train --help`, and tells
+a run's identity which settings reach the run.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from torch import nn
 
 from clipshift.data.table import Batch
 from clipshift.errors import UserError
 
-ObjectiveName = Literal[
-    "clip", "siglip", "supervised", "supervised-cosine", "supervised-texthead", "dynamic", "clip-classname"
-]
 
-
-class ObjectiveConfig(BaseModel):
-    """What the model is trained to do (the model is chosen by ModelConfig)."""
+class ObjectiveOptions(BaseModel):
+    """An objective's own settings, next to `name` under `objective:` in a config. Subclasses add fields;
+    a field name may be shared by objectives that mean the same by it (`templates`)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: ObjectiveName = Field("clip", description="training objective")
-    dynamic_k: int = Field(50, ge=2, description="dynamic: classes per step (present ones + sampled top-up)")
-    dynamic_weighting: Literal["uniform", "frequency", "sqrt"] = Field(
-        "uniform", description="dynamic: how absent classes are sampled (∝ 1, count, √count)"
-    )
-    dynamic_head: Literal["linear", "cosine"] = Field("cosine", description="dynamic: classifier head")
+
+class TemplateOptions(ObjectiveOptions):
     templates: list[str] | None = Field(
-        None, description="class-name templates ('a photo of a {}.') for clip-classname and texthead"
-    )
-    texthead_from: str | None = Field(
-        None, description="supervised-texthead: local CLIP checkpoint (file or run dir) for the text tower"
+        None, description="class-name templates ('a photo of a {}.'); default: the world's caption style"
     )
 
 
-class Objective(nn.Module):
+def registered_names() -> str:
+    """The registered objectives as an enumeration for messages: 'clip', 'siglip' or 'dynamic'."""
+    names = [repr(n) for n in OBJECTIVES]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+class ObjectiveConfig(BaseModel):
+    """What the model is trained to do (the model is chosen by ModelConfig): `name`, a registered
+    objective, and that objective's options (its `Options` fields) beside it.
+
+    A field of *another* registered objective is accepted, checked against its owner's options, and
+    dropped: it cannot reach this run (a study's base may set `dynamic_k` for a grid over clip and
+    dynamic), so it is neither kept nor part of the run's identity. A field that no objective has is an
+    error naming it. The validated config holds exactly its objective's options, defaults filled in."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field("clip", description="training objective (a registered name: see OBJECTIVES)")
+    _options: ObjectiveOptions = PrivateAttr(default_factory=ObjectiveOptions)
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        if v not in OBJECTIVES:
+            raise PydanticCustomError(
+                "literal_error", "Input should be {expected}", {"expected": registered_names()}
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _own_options(self) -> ObjectiveConfig:
+        given = dict(self.__pydantic_extra__ or {})
+        own = OBJECTIVES[self.name].Options
+        for key, value in given.items():
+            if key not in own.model_fields:
+                for other in _owners(key):
+                    other.model_validate({key: value})  # a bad value is an error wherever it is set
+        mine = {k: v for k, v in given.items() if k in own.model_fields or not _owners(k)}
+        self._options = own.model_validate(mine)  # unknown fields fail here, each by its name
+        object.__setattr__(self, "__pydantic_extra__", self._options.model_dump())
+        return self
+
+    @property
+    def options(self) -> ObjectiveOptions:
+        """The objective's own options, typed (`Objective.options` narrows to its `Options` class)."""
+        return self._options
+
+
+def _owners(key: str) -> list[type[ObjectiveOptions]]:
+    """The options classes of registered objectives that have a field `key`."""
+    seen: list[type[ObjectiveOptions]] = []
+    for cls in OBJECTIVES.values():
+        if key in cls.Options.model_fields and cls.Options not in seen:
+            seen.append(cls.Options)
+    return seen
+
+
+OptionsT = TypeVar("OptionsT", bound=ObjectiveOptions)
+
+
+class Objective(nn.Module, Generic[OptionsT]):
     """A training loss over a model's output dict. `model_kind` says which model the trainer builds
     (`build_clip` or `build_classifier` with `head`); `texts` what the text tower reads; `forward` the loss.
+    `reads_captions` False declares that the captions cannot reach a run of it (a classifier reads labels):
+    caption settings then leave the run's identity. `Options` are its own settings (`self.options`).
 
     The trainer passes a per-step `torch.Generator` to `forward`: every random choice an objective makes
     comes from it, so a run is a function of (seed, step) and resumes bit-identically."""
 
     name: ClassVar[str] = ""
     model_kind: ClassVar[Literal["clip", "classifier"]] = "clip"
+    reads_captions: ClassVar[bool] = True
+    Options: ClassVar[type[ObjectiveOptions]] = ObjectiveOptions
     head: str | None = None
 
     def __init__(self, cfg: ObjectiveConfig, class_counts: np.ndarray, rank: int = 0, world_size: int = 1):
         super().__init__()
         self.cfg = cfg
+        self.options: OptionsT = cfg.options  # type: ignore[assignment]  # ObjectiveConfig validated it as Options
         self.class_counts = np.asarray(class_counts, dtype=np.int64)
         self.rank = rank
         self.world_size = world_size
-
-    @property
-    def templates(self) -> list[str]:
-        from clipshift.world.captions import world_templates
-
-        return list(self.cfg.templates) if self.cfg.templates else world_templates()
 
     def texts(self, batch: Batch, class_names: list[str]) -> list[str]:
         """What the text tower reads for this batch: the captions, unless an objective says otherwise."""
@@ -83,11 +138,18 @@ class Objective(nn.Module):
         return f"name={self.name!r}, model_kind={self.model_kind!r}, head={self.head!r}"
 
 
-OBJECTIVES: dict[str, type[Objective]] = {}
-_O = TypeVar("_O", bound=type[Objective])
+def class_templates(options: TemplateOptions) -> list[str]:
+    """The templates of `options`, or the world's caption-style ones."""
+    from clipshift.world.captions import world_templates
+
+    return list(options.templates) if options.templates else world_templates()
 
 
-def register(cls: _O) -> _O:
+OBJECTIVES: dict[str, type[Objective[Any]]] = {}
+_T = TypeVar("_T", bound=type[Objective[Any]])
+
+
+def register(cls: _T) -> _T:
     """Class decorator: make an objective selectable by its `name`."""
     OBJECTIVES[cls.name] = cls
     return cls
@@ -95,16 +157,8 @@ def register(cls: _O) -> _O:
 
 def build_objective(
     cfg: ObjectiveConfig, class_counts: np.ndarray, rank: int = 0, world_size: int = 1
-) -> Objective:
+) -> Objective[Any]:
     """The objective named by `cfg.name`; `class_counts` (samples per label) feeds frequency weighting."""
     if cfg.name not in OBJECTIVES:
         raise UserError(f"unknown objective {cfg.name!r}; choose from {', '.join(sorted(OBJECTIVES))}")
-    if cfg.name == "supervised-texthead":
-        if not cfg.texthead_from:
-            raise UserError(
-                "objective 'supervised-texthead' needs objective.texthead_from: a local CLIP checkpoint "
-                "(a clipshift run directory or its checkpoints/final.pt) to embed the class names with"
-            )
-        if not Path(cfg.texthead_from).expanduser().exists():
-            raise UserError(f"objective.texthead_from = {cfg.texthead_from!r}: no such file or directory")
     return OBJECTIVES[cfg.name](cfg, class_counts, rank=rank, world_size=world_size)

@@ -10,7 +10,15 @@ import numpy as np
 import torch
 
 from clipshift.data.table import Batch
-from clipshift.objectives.base import Objective, ObjectiveConfig, register
+from clipshift.objectives.base import (
+    Objective,
+    ObjectiveConfig,
+    ObjectiveOptions,
+    OptionsT,
+    TemplateOptions,
+    class_templates,
+    register,
+)
 
 
 def _scale(out: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -18,13 +26,11 @@ def _scale(out: dict[str, torch.Tensor]) -> torch.Tensor:
     return out["logit_scale"]
 
 
-@register
-class ClipObjective(Objective):
+class _InfoNCE(Objective[OptionsT]):
     """Symmetric InfoNCE over the (global) batch: open_clip's ClipLoss. Under DDP each rank gathers the
     others' features with gradient and scores its own rows against all (local_loss + gather_with_grad:
     the exact full-batch gradient at 1/world_size of the logits)."""
 
-    name = "clip"
     model_kind = "clip"
 
     def __init__(self, cfg: ObjectiveConfig, class_counts: np.ndarray, rank: int = 0, world_size: int = 1):
@@ -44,7 +50,14 @@ class ClipObjective(Objective):
 
 
 @register
-class SigLipObjective(Objective):
+class ClipObjective(_InfoNCE[ObjectiveOptions]):
+    """CLIP: InfoNCE between images and their captions."""
+
+    name = "clip"
+
+
+@register
+class SigLipObjective(Objective[ObjectiveOptions]):
     """Pairwise sigmoid loss (open_clip's SigLipLoss). The model needs a learnable logit bias, initialised
     as in the SigLIP paper (bias -10, scale 10): `model_overrides()` asks build_clip for both."""
 
@@ -68,10 +81,10 @@ class SigLipObjective(Objective):
 
 
 @register
-class ClipClassNameObjective(ClipObjective):
+class ClipClassNameObjective(_InfoNCE[TemplateOptions]):
     """CLIP trained on class-name prompts instead of captions (language supervision without descriptive
     text): sample i reads `templates[index_i % T].format(class_names[label_i])`, a deterministic choice
-    per row; rows without a label keep their caption.
+    per row; rows without a label keep their caption (so it still reads captions).
 
     Note: two images of the same class in a batch get identical or near-identical texts, yet InfoNCE's
     targets say each image matches only its own text — the targets are ambiguous, the loss cannot reach
@@ -79,6 +92,11 @@ class ClipClassNameObjective(ClipObjective):
     plain on purpose); with C classes and batch B, expect about B/C duplicates per class."""
 
     name = "clip-classname"
+    Options = TemplateOptions
+
+    @property
+    def templates(self) -> list[str]:
+        return class_templates(self.options)
 
     def texts(self, batch: Batch, class_names: list[str]) -> list[str]:
         ts = self.templates

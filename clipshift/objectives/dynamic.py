@@ -5,12 +5,15 @@ label space (its text "classes" are the batch's captions) inside a supervised cl
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 
 from clipshift.data.table import Batch
-from clipshift.objectives.base import Objective, ObjectiveConfig, register
+from clipshift.objectives.base import Objective, ObjectiveConfig, ObjectiveOptions, register
 from clipshift.objectives.supervised import known
 
 
@@ -64,8 +67,16 @@ def dynamic_classes(
     return classes, torch.searchsorted(classes, labels)
 
 
+class DynamicOptions(ObjectiveOptions):
+    dynamic_k: int = Field(50, ge=2, description="dynamic: classes per step (present ones + sampled top-up)")
+    dynamic_weighting: Literal["uniform", "frequency", "sqrt"] = Field(
+        "uniform", description="dynamic: how absent classes are sampled (∝ 1, count, √count)"
+    )
+    dynamic_head: Literal["linear", "cosine"] = Field("cosine", description="dynamic: classifier head")
+
+
 @register
-class DynamicObjective(Objective):
+class DynamicObjective(Objective[DynamicOptions]):
     """Cross-entropy over the K chosen prototypes' logits only. Slicing the head's full logits equals
     scoring only those prototypes (each logit depends on its own prototype alone, for linear and cosine
     heads), and the other prototypes get no gradient this step. Rows with unknown labels are left out
@@ -74,17 +85,19 @@ class DynamicObjective(Objective):
 
     name = "dynamic"
     model_kind = "classifier"
+    reads_captions = False
+    Options = DynamicOptions
 
     def __init__(self, cfg: ObjectiveConfig, class_counts: np.ndarray, rank: int = 0, world_size: int = 1):
         super().__init__(cfg, class_counts, rank, world_size)
-        self.head = cfg.dynamic_head
-        self.k = cfg.dynamic_k
+        self.head = self.options.dynamic_head
+        self.k = self.options.dynamic_k
         self._weights: dict[int, torch.Tensor | None] = {}
 
     def weights(self, n_classes: int) -> torch.Tensor | None:
         if n_classes not in self._weights:
             self._weights[n_classes] = sampling_weights(
-                self.class_counts, self.cfg.dynamic_weighting, n_classes
+                self.class_counts, self.options.dynamic_weighting, n_classes
             )
         return self._weights[n_classes]
 

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 
 from clipshift.data.table import Batch
-from clipshift.objectives.base import Objective, register
+from clipshift.errors import UserError
+from clipshift.objectives.base import (
+    Objective,
+    ObjectiveConfig,
+    ObjectiveOptions,
+    OptionsT,
+    TemplateOptions,
+    class_templates,
+    register,
+)
 
 
 def known(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -25,39 +38,65 @@ def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Te
     return total / keep.sum().clamp(min=1)
 
 
-class _Supervised(Objective):
+class _Supervised(Objective[OptionsT]):
+    """Cross-entropy of a classifier's logits over the known labels: the captions never reach it."""
+
     model_kind = "classifier"
+    reads_captions = False
 
     def forward(self, out: dict[str, torch.Tensor], batch: Batch, generator: torch.Generator) -> torch.Tensor:
         return masked_cross_entropy(out["logits"], batch.labels)
 
 
 @register
-class Supervised(_Supervised):
+class Supervised(_Supervised[ObjectiveOptions]):
     name = "supervised"
     head = "linear"
 
 
 @register
-class SupervisedCosine(_Supervised):
+class SupervisedCosine(_Supervised[ObjectiveOptions]):
     """Wen et al.'s SL baseline: cosine classifier with a learnable temperature (init 1/0.07, ≤ 100)."""
 
     name = "supervised-cosine"
     head = "cosine"
 
 
+class TextHeadOptions(TemplateOptions):
+    texthead_from: str | None = Field(
+        None, description="supervised-texthead: local CLIP checkpoint (file or run dir) for the text tower"
+    )
+
+
 @register
-class SupervisedTextHead(_Supervised):
+class SupervisedTextHead(_Supervised[TextHeadOptions]):
     """Cosine classifier whose prototypes are frozen CLIP text embeddings of the class names (Wen et al.'s
-    'frozen head'): only the image tower and the temperature learn."""
+    'frozen head'): only the image tower and the temperature learn. `texthead_from` is checked when the
+    objective is built, not when the config is read: in a study it may be a run that trains first."""
 
     name = "supervised-texthead"
     head = "texthead"
+    Options = TextHeadOptions
+
+    def __init__(self, cfg: ObjectiveConfig, class_counts: np.ndarray, rank: int = 0, world_size: int = 1):
+        super().__init__(cfg, class_counts, rank, world_size)
+        source = self.options.texthead_from
+        if not source:
+            raise UserError(
+                "objective 'supervised-texthead' needs objective.texthead_from: a local CLIP checkpoint "
+                "(a clipshift run directory or its checkpoints/final.pt) to embed the class names with"
+            )
+        if not Path(source).expanduser().exists():
+            raise UserError(f"objective.texthead_from = {source!r}: no such file or directory")
+        self.source = source
+
+    @property
+    def templates(self) -> list[str]:
+        return class_templates(self.options)
 
     def text_embeddings(self, class_names: list[str]) -> torch.Tensor:
         """(C, D) class-name embeddings from the text tower of `texthead_from`, template-ensembled."""
         from clipshift.models.factory import class_text_embeddings, load_clip
 
-        assert self.cfg.texthead_from is not None  # build_objective checks it
-        model, tokenizer = load_clip(self.cfg.texthead_from)
+        model, tokenizer = load_clip(self.source)
         return class_text_embeddings(model, tokenizer, class_names, self.templates)

@@ -1,5 +1,6 @@
 """A study's runs: grid x zip x seeds expanded into validated run configs, each identified by a hash of
-its resolved config (DomainBed's habit), so runs are shared by any specs that resolve to the same one."""
+what its resolved config lets the run read (DomainBed's habit), so runs are shared by any specs or grid
+points that resolve to the same one."""
 
 from __future__ import annotations
 
@@ -11,17 +12,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from clipshift.configio import set_path
 from clipshift.study.spec import (
     Layer,
     RunConfig,
     StudySpec,
     check_analyses,
+    format_where,
     resolve,
-    set_path,
     validate_run,
     with_defaults,
 )
 from clipshift.train.config import NUMERICS_FREE
+from clipshift.train.identity import drop, run_reads
 
 # Fields that cannot change a run's results, left out of its id (train.config.NUMERICS_FREE: logging and
 # checkpoint intervals, the decoded-image cache) and the evaluation's cache. `threads` is part of the id:
@@ -48,19 +51,18 @@ def _show(v: Any) -> str:
 
 
 def canonical_config(cfg: RunConfig) -> dict[str, Any]:
-    """The resolved config as hashed: JSON types, HASH_EXCLUDE removed."""
-    data = cfg.model_dump(mode="json")
+    """The resolved config as hashed: JSON types, only what the run reads (`train.identity.run_reads`:
+    not another objective's options, not the captions of an objective that reads none, not a model
+    setting its kind never reads), HASH_EXCLUDE removed."""
+    data = run_reads(cfg.model_dump(mode="json"))
     for path in HASH_EXCLUDE:
-        node: Any = data
-        *parents, last = path.split(".")
-        for p in parents:
-            node = node.get(p) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node.pop(last, None)
+        drop(data, path)
     return data
 
 
 def run_id(cfg: RunConfig) -> str:
+    """The run's identity: a hash of `canonical_config`. Configs that differ only in what the run cannot
+    read share one id, so a study plans such points once."""
     text = json.dumps(canonical_config(cfg), sort_keys=True, separators=(",", ":"), allow_nan=True)
     return hashlib.sha256(text.encode()).hexdigest()[:ID_LENGTH]
 
@@ -91,7 +93,7 @@ def plan(spec: StudySpec, *, profile: str | None = None, overrides: Sequence[str
             layers.append(Layer(("seed",), seed, ("seeds", s_i)))
             data = copy.deepcopy(base)
             for layer in layers:
-                set_path(data, layer.path, layer.value)
+                set_path(data, layer.path, layer.value, f"{spec.source}: {format_where(layer.where)}")
             cfg = validate_run(with_defaults(data), layers, spec.source)
             rid = run_id(cfg)
             if rid in seen:

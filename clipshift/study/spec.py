@@ -17,15 +17,14 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from clipshift.analysis.spec import AnalysisSpec
-from clipshift.configio import parse_override, read_mapping, validate
+from clipshift.configio import parse_override, read_mapping, set_path, validate
+from clipshift.data.config import with_default_source
 from clipshift.errors import UserError, format_validation_error
 from clipshift.evaluate.config import EvalConfig
 from clipshift.train.config import TrainConfig
 
 # the top-level keys of a study file; a dotted path starting with any other name is a run-config path
 SPEC_FIELDS = ("name", "base", "grid", "zip", "seeds", "profiles", "profile", "analyses")
-# the default training data when a base names none (TrainConfig's own default, as a mapping to merge into)
-DEFAULT_DATA = {"kind": "world", "n": 20000}
 # torch CPU threads of a study run whose config leaves them unset: a fixed number, not the machine's, so
 # the run id (which includes it) means the same numbers on every machine and executor
 DEFAULT_RUN_THREADS = 2
@@ -157,7 +156,7 @@ def resolve(spec: StudySpec, profile: str | None = None, overrides: Sequence[str
                     f"grid(.<axis>) or analyses, not {parts[0]}"
                 )
             else:
-                set_path(base, parts, value)
+                set_path(base, parts, value, f"{source}: profiles.{chosen}.{key}")
                 layers.append(Layer(tuple(parts), value, ("profiles", chosen, key)))
     for _, parts, value in late:
         key = ".".join(parts)
@@ -167,7 +166,7 @@ def resolve(spec: StudySpec, profile: str | None = None, overrides: Sequence[str
             run_parts = parts[1:] if parts[0] == "base" else parts
             if not run_parts:
                 raise UserError(f"--set {key}: give a path inside base, e.g. base.epochs=1")
-            set_path(base, run_parts, value)
+            set_path(base, run_parts, value, f"{source}: --set {key}")
             layers.append(Layer(tuple(run_parts), value, (f"--set {key}",)))
 
     data["base"] = base
@@ -246,39 +245,12 @@ def check_analyses(spec: StudySpec) -> None:
 # building run configs
 
 
-def set_path(tree: dict[str, Any], parts: Sequence[str], value: Any) -> None:
-    """Set `value` at a dotted path. A mapping merges into the mapping already there, unless its `kind`
-    differs (another data source replaces the old one instead of inheriting its fields)."""
-    node = tree
-    for part in parts[:-1]:
-        nxt = node.get(part)
-        if not isinstance(nxt, dict):
-            nxt = node[part] = {}
-        node = nxt
-    key = parts[-1]
-    old = node.get(key)
-    if (
-        isinstance(value, dict)
-        and isinstance(old, dict)
-        and value.get("kind", old.get("kind")) == old.get("kind")
-    ):
-        for k, v in value.items():
-            set_path(old, [k], v)
-    else:
-        node[key] = copy.deepcopy(value)
-
-
 def with_defaults(base: dict[str, Any]) -> dict[str, Any]:
-    """A run mapping as `clipshift train` reads it (the world is the default data source), with the thread
-    count fixed (DEFAULT_RUN_THREADS when unset)."""
-    out = copy.deepcopy(base)
+    """A run mapping as `clipshift train` reads it (`with_default_source`: the world is the default data
+    source), with the thread count fixed (DEFAULT_RUN_THREADS when unset)."""
+    out = with_default_source(base)
     if out.get("threads") is None:
         out["threads"] = DEFAULT_RUN_THREADS
-    data = out.get("data")
-    if data is None:
-        out["data"] = dict(DEFAULT_DATA)
-    elif isinstance(data, dict):
-        data.setdefault("kind", "world")
     return out
 
 
@@ -301,7 +273,7 @@ def _check_eval_sets(cfg: RunConfig, layers: Sequence[Layer], source: str) -> No
     from clipshift.world.evalsets import parse_split
 
     for i, name in enumerate(cfg.eval.sets):
-        where = _format_where(_study_loc(("eval", "sets", i), layers, False))
+        where = format_where(_study_loc(("eval", "sets", i), layers, False))
         try:
             kind, _ = split_spec(name)
             if kind is None:
@@ -314,7 +286,8 @@ def _check_eval_sets(cfg: RunConfig, layers: Sequence[Layer], source: str) -> No
             raise UserError(f"{source}: {where} = {name!r}: {e}") from None
 
 
-def _format_where(loc: tuple[Any, ...]) -> str:
+def format_where(loc: tuple[Any, ...]) -> str:
+    """A location in the study file as the user writes it: `grid.objective.name[2]`."""
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))

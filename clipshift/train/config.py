@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from clipshift.data.config import DataConfig, WorldData
+from clipshift.data.config import DEFAULT_DATA, DataConfig, WorldData
 from clipshift.models.factory import ModelConfig
 from clipshift.objectives import ObjectiveConfig
 
@@ -34,9 +34,10 @@ class OptimConfig(_Strict):
 
 
 class TrainConfig(_Strict):
-    """Everything a run depends on; its hash is the run id in a study."""
+    """Everything a run depends on. In a study its run id hashes what the run reads of it
+    (`train.identity.run_reads`): settings that cannot reach the run are left out."""
 
-    data: DataConfig = Field(default_factory=lambda: WorldData(kind="world", n=20000))
+    data: DataConfig = Field(default_factory=lambda: WorldData.model_validate(DEFAULT_DATA))
     model: ModelConfig = Field(default_factory=ModelConfig)
     objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)

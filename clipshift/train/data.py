@@ -1,0 +1,103 @@
+"""A run's data: the table (rank 0 decodes files first under DDP), the image size it is loaded at, and the
+rows of each step (a permutation per epoch that depends only on the seed and the epoch)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from clipshift.data.table import ImageTextTable
+from clipshift.errors import UserError
+from clipshift.train.config import TrainConfig
+
+
+@dataclass
+class Context:
+    """Where this process stands in a (possibly distributed) run."""
+
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: str) -> Context:
+    """Join the process group when launched by torchrun (gloo on CPU, nccl on CUDA)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    if world > 1:
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if use_cuda else "gloo")
+        rank = dist.get_rank()
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        dev = torch.device(f"cuda:{local}") if use_cuda else torch.device("cpu")
+        if use_cuda:
+            torch.cuda.set_device(dev)
+        return Context(rank, world, dev)
+    return Context(0, 1, torch.device("cuda" if use_cuda else "cpu"))
+
+
+def image_size(cfg: TrainConfig) -> int:
+    """The resolution the model takes: `model.image_size`, else its architecture's."""
+    if cfg.model.image_size:
+        return cfg.model.image_size
+    import open_clip
+
+    from clipshift.models import register_configs
+
+    register_configs()
+    mc = open_clip.get_model_config(cfg.model.name)
+    if mc is None:
+        raise UserError(f"model.name = {cfg.model.name!r}: unknown open_clip architecture")
+    size = mc["vision_cfg"]["image_size"]
+    return int(size if isinstance(size, int) else size[0])
+
+
+def load_data(cfg: TrainConfig, ctx: Context, progress: bool) -> ImageTextTable:
+    """The run's table. Under DDP, files on disk are decoded by rank 0 first and the other ranks wait,
+    then read its decoded-image cache instead of each decoding every image again; the world is
+    rendered by every rank at once (nothing to share)."""
+    from clipshift.data.config import load_table
+
+    size = image_size(cfg)
+    if ctx.world_size == 1 or cfg.data.kind == "world":
+        return load_table(cfg.data, size, progress=progress and ctx.main)
+    if not ctx.main:
+        dist.barrier()  # released once rank 0 has published the cache
+    table = load_table(cfg.data, size, progress=progress and ctx.main)
+    if ctx.main:
+        dist.barrier()
+    return table
+
+
+def steps_per_epoch(table: ImageTextTable, cfg: TrainConfig) -> int:
+    """Optimiser steps per pass over the table (the last partial batch is dropped)."""
+    n = len(table) // cfg.optim.batch_size
+    if n < 1:
+        raise UserError(
+            f"data has {len(table)} rows, fewer than one batch (optim.batch_size = {cfg.optim.batch_size})"
+        )
+    return n
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The row order of one epoch: a function of (seed, epoch) only, so a resumed run sees the same."""
+    return np.random.default_rng([seed, epoch, 0x5EED]).permutation(n)
+
+
+def cache_by_rank(table: ImageTextTable, ctx: Context) -> dict[str, Any]:
+    """Under DDP, each rank's decoded-image cache outcome (e.g. ['miss', 'hit']): the record shows that
+    only the first rank decoded. A collective call: every rank makes it."""
+    if ctx.world_size == 1 or "cache" not in table.stats:
+        return {}
+    states: list[Any] = [None] * ctx.world_size
+    dist.all_gather_object(states, table.stats["cache"])
+    return {"cache_by_rank": states}
