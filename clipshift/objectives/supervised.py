@@ -86,9 +86,18 @@ class SupervisedTextHead(_Supervised[TextHeadOptions]):
                 "objective 'supervised-texthead' needs objective.texthead_from: a local CLIP checkpoint "
                 "(a clipshift run directory or its checkpoints/final.pt) to embed the class names with"
             )
-        if not Path(source).expanduser().exists():
+        from clipshift.models.checkpoints import resolve_checkpoint
+
+        if ":" not in source and not Path(source).expanduser().exists():
             raise UserError(f"objective.texthead_from = {source!r}: no such file or directory")
-        self.source = source
+        try:  # the one checkpoint resolver: a run directory, a checkpoint file or ARCH:PATH
+            self.source = resolve_checkpoint(source)
+        except UserError as e:
+            raise UserError(f"objective.texthead_from = {source!r}: {e}") from None
+        if self.source.kind != "clip":
+            raise UserError(
+                f"objective.texthead_from = {source!r}: a classifier; a CLIP checkpoint is needed"
+            )
 
     @property
     def templates(self) -> list[str]:

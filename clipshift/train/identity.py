@@ -24,7 +24,11 @@ from clipshift.objectives import OBJECTIVES
 # says (models.factory._image_only). `model.context_length` is not listed: it sizes the classifier's
 # unused text tower, whose initialisation draws from the seeded RNG before the head's, so it changes the
 # head's initial weights (measured: another context length, another head).
-UNREAD_BY_MODEL: dict[str, tuple[str, ...]] = {"clip": (), "classifier": ("model.tokenizer",)}
+# A classifier is evaluated by its own head, so the zero-shot prompts (`eval.templates`) never reach it.
+UNREAD_BY_MODEL: dict[str, tuple[str, ...]] = {
+    "clip": (),
+    "classifier": ("model.tokenizer", "eval.templates"),
+}
 
 
 def unread_fields(config: Mapping[str, Any]) -> list[str]:

@@ -25,7 +25,7 @@ from clipshift.evaluate.datasets.base import (
 )
 from clipshift.evaluate.datasets.files import IMG_EXTENSIONS
 from clipshift.evaluate.datasets.imagenet import imagenet_tables
-from clipshift.evaluate.datasets.world import GROUP_FACTORS, WORLD_HELP, world_set
+from clipshift.evaluate.datasets.world import GROUP_FACTORS, world_help, world_set
 
 
 def split_spec(spec: str) -> tuple[str | None, str]:
@@ -44,7 +44,7 @@ def split_spec(spec: str) -> tuple[str | None, str]:
 
 def dataset_help() -> str:
     """What `--dataset` accepts, one line per registered layout."""
-    lines = [f"{WORLD_HELP}, or KIND:PATH with KIND one of:"]
+    lines = [f"{world_help()}, or KIND:PATH with KIND one of:"]
     lines += [f"  {k.name}: {k.help}" for k in DATASETS]
     return "\n".join(lines)
 

@@ -10,10 +10,16 @@ from clipshift.errors import UserError
 from clipshift.evaluate.datasets.base import EvalData
 
 GROUP_FACTORS = ("background", "domain", "common", "colour", "pattern", "size", "class")
-WORLD_HELP = (
-    "a world set name (iid, common, counter, sketch, rendition, painting, pose, corrupt-<kind>-<1..5>; "
-    "rendered from the run's world or --world)"
-)
+
+
+def world_help() -> str:
+    """The world sets, named from the world's registries (a new domain or corruption appears by itself)."""
+    from clipshift.world.evalsets import eval_set_descriptions
+
+    names = ", ".join(eval_set_descriptions())
+    return f"a world set name ({names}; rendered from the run's world or --world)"
+
+
 _WORLD_CACHE_BYTES = 512 * 2**20  # rendered world sets kept for the next run of a study
 _world_cache: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()  # key -> (images, truth)
 
