@@ -21,7 +21,7 @@ def atomic_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def load(path: Path) -> dict[str, Any]:
+def load_checkpoint(path: Path) -> dict[str, Any]:
     ck: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
     return ck
 
@@ -50,7 +50,7 @@ def save_resumable(path: Path, setup: Setup, step: int, threads: list[int]) -> N
 
 def restore(path: Path, setup: Setup) -> tuple[int, list[int]]:
     """Load a resumable checkpoint into the pieces; (its step, the thread counts it was trained with)."""
-    ck = load(path)
+    ck = load_checkpoint(path)
     unwrap(setup.model).load_state_dict(ck["state_dict"])
     setup.optimizer.load_state_dict(ck["optimizer"])
     setup.scheduler.load_state_dict(ck["scheduler"])

@@ -17,7 +17,7 @@ from clipshift.train.config import TrainConfig
 
 
 @dataclass
-class Context:
+class RankContext:
     """Where this process stands in a (possibly distributed) run."""
 
     rank: int = 0
@@ -29,7 +29,7 @@ class Context:
         return self.rank == 0
 
 
-def init_distributed(device: str) -> Context:
+def init_distributed(device: str) -> RankContext:
     """Join the process group when launched by torchrun (gloo on CPU, nccl on CUDA)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
@@ -41,8 +41,8 @@ def init_distributed(device: str) -> Context:
         dev = torch.device(f"cuda:{local}") if use_cuda else torch.device("cpu")
         if use_cuda:
             torch.cuda.set_device(dev)
-        return Context(rank, world, dev)
-    return Context(0, 1, torch.device("cuda" if use_cuda else "cpu"))
+        return RankContext(rank, world, dev)
+    return RankContext(0, 1, torch.device("cuda" if use_cuda else "cpu"))
 
 
 def image_size(cfg: TrainConfig) -> int:
@@ -61,7 +61,7 @@ def image_size(cfg: TrainConfig) -> int:
     return int(size if isinstance(size, int) else size[0])
 
 
-def load_data(cfg: TrainConfig, ctx: Context, progress: bool) -> ImageTextTable:
+def load_data(cfg: TrainConfig, ctx: RankContext, progress: bool) -> ImageTextTable:
     """The run's table. Under DDP, files on disk are decoded by rank 0 first and the other ranks wait,
     then read its decoded-image cache instead of each decoding every image again; the world is
     rendered by every rank at once (nothing to share)."""
@@ -93,7 +93,7 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch, 0x5EED]).permutation(n)
 
 
-def cache_by_rank(table: ImageTextTable, ctx: Context) -> dict[str, Any]:
+def cache_by_rank(table: ImageTextTable, ctx: RankContext) -> dict[str, Any]:
     """Under DDP, each rank's decoded-image cache outcome (e.g. ['miss', 'hit']): the record shows that
     only the first rank decoded. A collective call: every rank makes it."""
     if ctx.world_size == 1 or "cache" not in table.stats:

@@ -20,7 +20,7 @@ from torch import nn
 from clipshift.data.table import Batch, ImageTextTable
 from clipshift.train.checkpoint import save_resumable, unwrap
 from clipshift.train.config import TrainConfig
-from clipshift.train.data import Context, epoch_order, steps_per_epoch
+from clipshift.train.data import RankContext, epoch_order, steps_per_epoch
 from clipshift.train.schedule import clamp_logit_scales
 from clipshift.train.setup import Setup
 
@@ -44,7 +44,7 @@ def run_loop(
     cfg: TrainConfig,
     table: ImageTextTable,
     setup: Setup,
-    ctx: Context,
+    ctx: RankContext,
     out_dir: Path,
     *,
     step: int,
@@ -135,7 +135,7 @@ def step_loss(
     class_names: list[str],
     mean: torch.Tensor,
     std: torch.Tensor,
-    ctx: Context,
+    ctx: RankContext,
 ) -> torch.Tensor:
     """The loss of one batch (forward pass only)."""
     images = batch.images.to(ctx.device, non_blocking=True).float().sub_(mean).div_(std)

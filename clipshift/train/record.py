@@ -9,14 +9,14 @@ from clipshift.data.table import ImageTextTable
 from clipshift.fsio import write_json
 from clipshift.train.checkpoint import atomic_save, unwrap
 from clipshift.train.config import TrainConfig
-from clipshift.train.data import Context, cache_by_rank
+from clipshift.train.data import RankContext, cache_by_rank
 from clipshift.train.setup import Setup
 
 
 def done_record(
     cfg: TrainConfig,
     table: ImageTextTable,
-    ctx: Context,
+    ctx: RankContext,
     *,
     total_steps: int,
     final_loss: float,

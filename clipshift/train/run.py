@@ -23,7 +23,7 @@ from clipshift.data.table import ImageTextTable
 from clipshift.fsio import write_json
 from clipshift.train.checkpoint import restore
 from clipshift.train.config import TrainConfig
-from clipshift.train.data import Context, init_distributed, load_data, steps_per_epoch
+from clipshift.train.data import RankContext, init_distributed, load_data, steps_per_epoch
 from clipshift.train.loop import RunFailed, run_loop
 from clipshift.train.record import done_record, failed_record, save_final
 from clipshift.train.resume import RESUME_MAY_DIFFER, check_resume, finished_record, truncate_log
@@ -111,7 +111,7 @@ def train(
 
 
 def _resume(
-    path: Path, setup: Setup, threads: list[int], ctx: Context, what: str, total_steps: int
+    path: Path, setup: Setup, threads: list[int], ctx: RankContext, what: str, total_steps: int
 ) -> tuple[int, list[int]]:
     """Load latest.pt into `setup`: (its step, the thread counts of every segment including this one)."""
     step, before = restore(path, setup)

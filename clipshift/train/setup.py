@@ -13,7 +13,7 @@ from clipshift.data.table import ImageTextTable
 from clipshift.models.text import Tokenizer
 from clipshift.objectives import Objective, build_objective
 from clipshift.train.config import TrainConfig
-from clipshift.train.data import Context
+from clipshift.train.data import RankContext
 from clipshift.train.schedule import build_optimizer, warmup_cosine
 
 DEFAULT_MEAN = (0.48145466, 0.4578275, 0.40821073)  # OpenAI CLIP's, the open_clip default
@@ -22,7 +22,7 @@ DEFAULT_STD = (0.26862954, 0.26130258, 0.27577711)
 Head = Literal["linear", "cosine", "texthead"]
 
 
-class Named(nn.Module):
+class TrainedModules(nn.Module):
     """Model and objective under one module so parameter groups see both by name."""
 
     def __init__(self, model: nn.Module, objective: nn.Module):
@@ -33,7 +33,7 @@ class Named(nn.Module):
 
 @dataclass
 class Setup:
-    parameters: Named  # model and objective together: everything the optimiser updates
+    parameters: TrainedModules  # model and objective together: everything the optimiser updates
     model: nn.Module  # on the run's device; DistributedDataParallel under DDP
     objective: Objective[Any]
     tokenizer: Tokenizer | None  # CLIP models only
@@ -51,7 +51,7 @@ class Setup:
         return self.objective.model_kind
 
 
-def build_setup(cfg: TrainConfig, table: ImageTextTable, ctx: Context, total_steps: int) -> Setup:
+def build_setup(cfg: TrainConfig, table: ImageTextTable, ctx: RankContext, total_steps: int) -> Setup:
     """Objective, model, optimiser and schedule of a run. The model is initialised from `cfg.seed` alone
     (the torch RNG is reseeded just before it is built), so it does not depend on the tokenizer's work."""
     from clipshift.models.factory import build_classifier, build_clip
@@ -88,7 +88,7 @@ def build_setup(cfg: TrainConfig, table: ImageTextTable, ctx: Context, total_ste
             model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
         )
     # one optimiser over the model and any learnable parameters of the objective
-    parameters = Named(model, objective)
+    parameters = TrainedModules(model, objective)
     optimizer = build_optimizer(
         parameters,
         cfg.optim.lr,

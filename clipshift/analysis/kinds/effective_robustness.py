@@ -55,7 +55,7 @@ class EffectiveRobustnessSpec(AnalysisBase):
 
 
 @register(EffectiveRobustnessSpec, title="Effective robustness")
-def effective_robustness(ctx: Context[EffectiveRobustnessSpec]) -> None:
+def effective_robustness_analysis(ctx: Context[EffectiveRobustnessSpec]) -> None:
     a, data, f = ctx.spec, ctx.data, ctx.finding
     ys = a.y or [s for s in data.eval_sets() if s != a.x]
     if unit_of(a.metric).unit != "fraction":

@@ -19,7 +19,7 @@ declare("probe_wd", "value", "weight decay the linear probe chose")
     "logistic regression on frozen image features (weight decay chosen on held-out probe features)",
     needs_probe=True,
 )
-def linear_probe(ctx: TaskContext) -> EvalResult:
+def linear_probe_task(ctx: TaskContext) -> EvalResult:
     import torch
 
     assert ctx.probe is not None
