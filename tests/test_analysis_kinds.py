@@ -15,7 +15,7 @@ import yaml
 from test_report import OBJ, make_study
 
 from clipshift.analysis import registry
-from clipshift.analysis.base import AnalysisBase
+from clipshift.analysis.base import AnalysisBase, ChecksSpec
 from clipshift.analysis.spec import parse_analyses, parse_analysis
 from clipshift.analysis.wording import NO_SUPPORT
 from clipshift.errors import UserError
@@ -66,7 +66,7 @@ def test_every_registered_kind_runs_on_a_planted_study(name, planted, tmp_path):
         (
             {"kind": "spurious_drop", "baseline": {OBJ: "clip"}},
             "analyses[0].baseline: not a field of a 'spurious_drop' analysis (its fields: title, metric, "
-            "task, where, compare, common, counter)",
+            "task, where, compare, checks, common, counter)",
         ),
         ({"kind": "long_tail", "sweep": {}}, "analyses[0].sweep: not a field of a 'long_tail' analysis"),
         ({"kind": "effective_robustness", "transform": "linear"}, "analyses[0].transform = 'linear': Input"),
@@ -94,7 +94,8 @@ def test_a_study_directory_written_by_the_flat_spec_still_reads():
         **{"x": "photo", "y": [], "baseline": {}, "transform": "logit", "common": "common"},
         **{"counter": "counter", "eval_set": "iid", "theory": {}, "sweep": {}, "seeds": [0, 1, 2]},
     }
-    assert parse_analysis(flat).model_dump() == {k: flat[k] for k in COMMON}
+    dumped = parse_analysis(flat).model_dump()  # (dumps of that time had no `checks`: the default)
+    assert dumped == {**{k: flat[k] for k in COMMON if k in flat}, "checks": ChecksSpec().model_dump()}
     with pytest.raises(UserError, match="x = 'photo': not a field of a 'metrics' analysis"):
         parse_analyses([{k: v for k, v in flat.items() if k != "seeds"}])  # not a dump: a mistake
 
@@ -146,7 +147,7 @@ def test_a_new_kind_is_one_file(tmp_path):
             '''
             from typing import Literal
 
-            from clipshift.analysis.base import AnalysisBase
+            from clipshift.analysis.base import AnalysisBase, ChecksSpec
             from clipshift.analysis.context import Context
             from clipshift.analysis.registry import register
 

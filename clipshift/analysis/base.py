@@ -15,9 +15,38 @@ OWN: TaskKind = "own"
 TASK_NAMES = {"own": "own classifier", "linear_probe": "linear probe", "knn": "kNN"}
 
 
+# Rows that are not predictions at all: a run's manipulation-check measures (eval set "train") and its
+# accuracy at intermediate points of training (the convergence check). They never mix with results.
+CHECK_TASKS = ("checks", "convergence")
+
+
 def task_kind(task: str | None) -> str:
-    """A result's task (zeroshot_classification, classification, linear_probe, …) as a TaskKind."""
-    return task if task in ("linear_probe", "knn") else OWN
+    """A result's task (zeroshot_classification, classification, linear_probe, …) as a TaskKind; the
+    check rows keep their own names."""
+    return task if task in ("linear_probe", "knn", *CHECK_TASKS) else OWN
+
+
+class ChecksSpec(BaseModel):
+    """What an analysis checks before it words a comparison (`checks:` of an analysis)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    manipulation: bool = Field(True, description="withhold when the compared factor did not act")
+    convergence: bool = Field(True, description="withhold when an arm had not learned or was still improving")
+    min_learned: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="an arm has learned the task when its in-distribution accuracy covers at least this "
+        "share of the way from chance to 100 %",
+    )
+    max_late_gain: float = Field(
+        0.03,
+        ge=0,
+        le=1,
+        description="an arm is still improving when its accuracy rose by more than this (a fraction) over "
+        "the last quarter of training",
+    )
 
 
 class AnalysisBase(BaseModel):
@@ -40,6 +69,10 @@ class AnalysisBase(BaseModel):
     )
     compare: str | None = Field(
         None, description="the factor (a grid axis, e.g. 'objective.name') whose levels are compared"
+    )
+    checks: ChecksSpec = Field(
+        default_factory=ChecksSpec,
+        description="manipulation and convergence checks made before a comparison is worded",
     )
 
     def axis_filters(self) -> dict[str, dict[str, Any]]:

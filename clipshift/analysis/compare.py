@@ -37,6 +37,7 @@ class Estimate:
     hi: float
     n: int
     ci: float = 0.95
+    df: float = NAN  # degrees of freedom of the t interval (for the power of the comparison)
 
     @property
     def has_ci(self) -> bool:
@@ -58,6 +59,15 @@ class Estimate:
         """Zero-width interval: every seed gave the same value."""
         return self.has_ci and self.lo == self.hi
 
+    def detectable(self, power: float = 0.8) -> float:
+        """The smallest true difference this comparison would have declared at `power` (its MDD), from
+        the interval's standard error and degrees of freedom; NaN without an interval."""
+        from clipshift.analysis.power import detectable_from_interval
+
+        if not self.has_ci or self.exact:
+            return NAN
+        return detectable_from_interval(self.lo, self.hi, self.df, self.ci, power)
+
     def to_dict(self) -> dict[str, float | int]:
         return {"value": self.value, "lo": self.lo, "hi": self.hi, "n": self.n, "ci": self.ci}
 
@@ -67,7 +77,7 @@ def mean_estimate(values: Sequence[float], ci: float = 0.95) -> Estimate:
 
     v = [x for x in values if math.isfinite(x)]
     m, lo, hi = stats.mean_ci(v, ci) if v else (NAN, NAN, NAN)
-    return Estimate(m, lo, hi, len(v), ci)
+    return Estimate(m, lo, hi, len(v), ci, float(len(v) - 1) if len(v) > 1 else NAN)
 
 
 def _finite(values: Sequence[float]) -> np.ndarray:
@@ -111,8 +121,12 @@ def stratified_difference(
     if any(a.size < 2 or b.size < 2 for a, b in chosen):
         return Estimate(diff, NAN, NAN, n, ci)
     if k == 1 and extra_var == 0.0:
-        d, lo, hi = stats.diff_ci(chosen[0][0], chosen[0][1], ci)
-        return Estimate(d, lo, hi, n, ci)
+        from clipshift.analysis.power import welch_se_df
+
+        a, b = chosen[0]
+        d, lo, hi = stats.diff_ci(a, b, ci)
+        _, dof = welch_se_df(float(a.var(ddof=1)), a.size, float(b.var(ddof=1)), b.size)
+        return Estimate(d, lo, hi, n, ci, dof)
     # each group mean enters the average with weight 1/k; its variance is s²/n
     terms: list[tuple[float, float]] = [
         (g.var(ddof=1) / g.size / k**2, g.size - 1) for a, b in chosen for g in (a, b)
@@ -123,7 +137,7 @@ def stratified_difference(
         return Estimate(diff, diff, diff, n, ci)
     dof = var**2 / sum(w**2 / df for w, df in terms if w > 0)
     half = float(sps.t.ppf(0.5 + ci / 2, df=dof)) * math.sqrt(var)
-    return Estimate(diff, diff - half, diff + half, n, ci)
+    return Estimate(diff, diff - half, diff + half, n, ci, dof)
 
 
 @dataclass

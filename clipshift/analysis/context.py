@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from clipshift.analysis.base import AnalysisBase
+from clipshift.analysis.checks import Verdict, learning_check, manipulation_check
 from clipshift.analysis.compare import Comparison, Estimate, LineReplicates, compare_levels
 from clipshift.analysis.data import Run, StudyData, label, matches, value_key, zipped_with
 from clipshift.analysis.finding import Finding, Table
@@ -105,6 +106,61 @@ class Context(Generic[S]):
             (r.run_id, level_of(r), "|".join(value_key(r.factors.get(a)) for a in strata_axes)) for r in runs
         ]
         return compare_levels(values, groups, levels, ref, self.ci, line, axis)
+
+    # -- verdicts ------------------------------------------------------------------------------------
+
+    def withhold_reason(self, comp: Comparison | None) -> str | None:
+        """Why no conclusion may be drawn from this comparison (or, without one, from the runs analysed):
+        the compared factor did not act, or an arm had not learned the task or was still improving."""
+        checks = self.spec.checks
+        arms: dict[str, list[Run]] = {"the runs analysed": self.runs}
+        if comp is not None and self.compare and comp.axis == self.compare:
+            level = [r for r in self.runs if value_key(self.level_of(r)) == value_key(comp.level)]
+            ref = [r for r in self.runs if value_key(self.level_of(r)) == value_key(comp.ref)]
+            arms = {f"{comp.name} runs": level, f"{comp.ref_name} runs": ref}
+            if checks.manipulation:
+                acted, why = manipulation_check(self.data, self.compare, comp.level, comp.ref, level, ref)
+                if acted is False:
+                    return why
+        if checks.convergence:
+            return learning_check(self.data, arms, checks)
+        return None
+
+    def conclude(
+        self,
+        sentence: str,
+        supported: bool,
+        comp: Comparison | None = None,
+        estimate: Estimate | None = None,
+        units: str | None = None,
+        checked: bool = True,
+    ) -> None:
+        """Add a conclusion about a comparison (`comp`) or a single estimate, with its verdict:
+        `withheld` when a check fails (the computed sentence moves to the details), `supported` when the
+        interval excludes 0, else `not_supported` with the smallest difference the design could have
+        detected at 80 % power (appended to the sentence in `units`, default the metric's points).
+        `checked=False` skips the checks (e.g. the simulator, whose arms are not trained runs)."""
+        from clipshift.analysis.wording import num, points
+
+        f = self.finding
+        est = comp.diff if comp is not None else estimate
+        reason = self.withhold_reason(comp) if checked else None
+        if reason is not None:
+            subject = f"{comp.name} vs {comp.ref_name}" if comp is not None else "these runs"
+            f.conclude(f"Withheld ({subject}): {reason}.", False, Verdict("withheld", reason))
+            f.details.append(f"Computed but not concluded ({subject}): {sentence}")
+            return
+        if supported:
+            f.conclude(sentence, True, Verdict("supported"))
+            return
+        mdd = est.detectable() if est is not None else math.nan
+        if math.isfinite(mdd):
+            u = points(self.spec.metric) if units is None else units
+            sentence = (
+                f"{sentence.rstrip('.')}. This design could have detected a difference of "
+                f"{num(mdd, 2 if not u else 1)}{' ' + u if u else ''} at 80 % power."
+            )
+        f.conclude(sentence, False, Verdict("not_supported", detectable=mdd))
 
     def record(self, what: str, comp: Comparison, **extra: Any) -> None:
         self.finding.numbers.append(

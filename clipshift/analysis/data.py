@@ -39,6 +39,7 @@ class StudyData:
     runs: list[Run]
     rows: list[dict[str, Any]]
     study_dir: Path | None = None
+    warnings: list[str] = field(default_factory=list)  # recorded when the study was planned
     _curves: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
 
     # -- runs and factors ---------------------------------------------------------------------------

@@ -43,7 +43,7 @@ def magnitude(est: Estimate) -> Estimate:
     interval of A − B, i.e. the bounds negated and swapped."""
     if est.value >= 0:
         return est
-    return Estimate(-est.value, -est.hi, -est.lo, est.n, est.ci)
+    return Estimate(-est.value, -est.hi, -est.lo, est.n, est.ci, est.df)
 
 
 def with_ci(est: Estimate, digits: int = 1, unit: str = "") -> str:

@@ -17,8 +17,12 @@ def register(sub: Any) -> None:
         "write a study's HTML report: conclusions with confidence intervals, tables, plots",
         "Read STUDY_DIR (written by `clipshift study run`) and write one self-contained HTML file: the "
         "study spec, every metric by factor combination (mean ± 95 % CI across seeds), and for each "
-        "analysis of the spec its plots and a one-sentence conclusion computed from the data, or a "
-        "statement that the data do not support one. Prints the report's path and the conclusions.",
+        "analysis of the spec its plots and one-sentence conclusions computed from the data, each with "
+        "a status: supported (the interval excludes 0), not supported (with the smallest difference the "
+        "design could have detected at 80 % power) or withheld (the compared factor did not act in the "
+        "runs, or an arm had not learned the task or was still improving; the reason is given). A "
+        "'Manipulation checks' section shows what each factor actually changed. Prints the report's path "
+        "and the conclusions; --json gives each conclusion's status, reason and detectable difference.",
         "  clipshift report studies/bg\n"
         "  clipshift report studies/bg --out bg.html --open\n"
         "  clipshift report studies/bg --json\n",
@@ -50,8 +54,9 @@ def _report(args: argparse.Namespace) -> int:
         print(f"report: {summary.path}")
         if summary.figure_files:
             print(f"figures: {len(summary.figure_files)} SVG files in {args.figures}")
-        for sentence in summary.headlines:
-            print(f"  - {sentence}")
+        mark = {"supported": "supported", "not_supported": "not supported", "withheld": "WITHHELD"}
+        for sentence, v in zip(summary.headlines, summary.verdicts):
+            print(f"  - [{mark.get(v.status, v.status)}] {sentence}")
         for warning in summary.warnings:
             info(f"clipshift: {warning}")
     if args.open:

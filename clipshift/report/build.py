@@ -14,6 +14,8 @@ from urllib.parse import unquote
 import yaml
 
 from clipshift import __version__
+from clipshift.analysis.check_tables import factor_tables, learning_table
+from clipshift.analysis.checks import Verdict
 from clipshift.analysis.data import StudyData, label, value_key
 from clipshift.analysis.finding import Finding, Table
 from clipshift.analysis.kinds.training_curves import curve_summary, curves_figure
@@ -32,6 +34,7 @@ class ReportSummary:
     status: dict[str, int]
     headlines: list[str]  # every conclusion sentence, in report order
     supported: list[bool]  # per headline: did the data support it?
+    verdicts: list[Verdict] = field(default_factory=list)  # per headline: status, reason, detectable
     findings: list[Finding] = field(default_factory=list, repr=False)
     warnings: list[str] = field(default_factory=list)  # about the study's design or data
     figure_files: list[Path] = field(default_factory=list)  # with build_report(figures_dir=...)
@@ -44,6 +47,9 @@ class ReportSummary:
             "status": self.status,
             "headlines": self.headlines,
             "supported": self.supported,
+            "conclusions": [
+                {"text": h, **v.to_dict()} for h, v in zip(self.headlines, self.verdicts, strict=True)
+            ],
             "findings": [f.to_dict() for f in self.findings],
             "warnings": self.warnings,
             "figure_files": [str(p) for p in self.figure_files],
@@ -86,7 +92,9 @@ def write_report(
 ) -> ReportSummary:
     out = Path(out_path)
     found = findings(data, ci=ci, n_boot=n_boot)
-    warnings = _copies_warning(data)
+    warnings = [f"Warning: {w}" for w in data.warnings] + _copies_warning(data)
+    learning = learning_table(data)
+    check_tables = factor_tables(data) + ([learning] if learning is not None else [])
     status_line, failed = status_table(data)
     extra = []
     if not any(f.kind == "training_curves" for f in found):
@@ -104,6 +112,7 @@ def write_report(
         runs_table=_runs_table(data),
         spec_yaml=_spec_yaml(data),
         extra_figures=extra,
+        check_tables=check_tables,
         footnote=(
             f"Intervals are {round(ci * 100)} % intervals across seeds: Student t for means; for differences "
             "between levels, Welch intervals computed within each combination of the other factors and "
@@ -124,6 +133,7 @@ def write_report(
         status=dict(Counter(r.status for r in data.runs)),
         headlines=[s for f in found for s in f.conclusions],
         supported=[ok for f in found for ok in f.supported],
+        verdicts=[v for f in found for v in f.verdicts],
         findings=found,
         warnings=warnings,
     )

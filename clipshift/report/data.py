@@ -50,6 +50,7 @@ def read_study_dir(study_dir: str | Path) -> StudyData:
             name = store.get_meta("name") or spec.get("name") or d.name
             run_rows = store.runs()
             rows = store.results()
+            warnings = store.get_meta("warnings") or []
     except sqlite3.Error as e:
         raise UserError(f"{db}: cannot read the results store ({e})") from None
     if not run_rows and not rows:
@@ -62,7 +63,14 @@ def read_study_dir(study_dir: str | Path) -> StudyData:
             known.add(row["run_id"])
             runs.append(Run(row["run_id"], dict(row.get("factors") or {}), row.get("seed"), "done"))
     clean = [_row(r) for r in rows]
-    return StudyData(name=str(name), spec=dict(spec or {}), runs=runs, rows=clean, study_dir=d)
+    return StudyData(
+        name=str(name),
+        spec=dict(spec or {}),
+        runs=runs,
+        rows=clean,
+        study_dir=d,
+        warnings=[str(w) for w in warnings] if isinstance(warnings, list) else [],
+    )
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -26,9 +26,14 @@ h3 { font-size: 15px; margin: 20px 0 6px; }
 .meta, .note, figcaption, .muted { color: var(--muted); font-size: 13px; }
 p.conclusion { font-weight: 600; margin: 8px 0; padding: 8px 12px; border-left: 4px solid var(--yes);
                background: #eef7f1; }
-p.conclusion.unsupported { border-left-color: var(--no); background: #fbf5ea; }
+p.conclusion.not_supported { border-left-color: var(--no); background: #fbf5ea; }
+p.conclusion.withheld { border-left: 4px dashed var(--muted); background: var(--bg2); font-weight: 500; }
 ul.headlines { padding-left: 20px; } ul.headlines li { margin: 4px 0; }
-ul.headlines li.unsupported { color: var(--muted); }
+ul.headlines li.not_supported, ul.headlines li.withheld { color: var(--muted); }
+span.badge { display: inline-block; font-size: 11px; font-weight: 700; letter-spacing: 0.04em;
+             text-transform: uppercase; padding: 0 6px; margin-right: 6px; border-radius: 3px; color: #fff; }
+span.badge.supported { background: var(--yes); } span.badge.not_supported { background: var(--no); }
+span.badge.withheld { background: var(--muted); }
 figure { margin: 16px 0; } figure img { max-width: 100%; height: auto; display: block; }
 table { border-collapse: collapse; margin: 8px 0 16px; font-size: 13px; }
 th, td { padding: 4px 10px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
@@ -57,6 +62,7 @@ class Page:
     runs_table: Table
     spec_yaml: str
     extra_figures: list[Embedded] = field(default_factory=list)  # e.g. training curves
+    check_tables: list[Table] = field(default_factory=list)  # the "Manipulation checks" section
     footnote: str = ""
 
 
@@ -77,6 +83,15 @@ def render(page: Page) -> str:
     out += _summary(page.findings)
     for i, f in enumerate(page.findings):
         out += _finding(f, f"a{i + 1}")
+    if page.check_tables:
+        out.append('<h2 id="checks">Manipulation checks</h2>')
+        out.append(
+            '<p class="note">What each factor actually changed in the runs, and whether the runs had '
+            "learned the task. A comparison whose factor did not act, or whose arms had not learned or "
+            "were still improving, is withheld above.</p>"
+        )
+        for t in page.check_tables:
+            out += _table(t)
     out.append('<h2 id="metrics">Every metric by factor combination</h2>')
     out.append(
         '<p class="note">Mean across seeds ± half the 95 % confidence interval (Student t); n = runs. '
@@ -106,18 +121,19 @@ def _summary(findings: Sequence[Finding]) -> list[str]:
         ]
     out = ["<h2>Conclusions</h2>", '<nav><ul class="headlines">']
     for i, f in enumerate(findings):
-        for sentence, ok in zip(f.conclusions, f.supported):
-            cls = "" if ok else ' class="unsupported"'
-            out.append(f'<li{cls}><a href="#a{i + 1}">{escape(f.title)}</a>: {escape(sentence)}</li>')
+        for sentence, v in zip(f.conclusions, f.verdicts):
+            out.append(
+                f'<li class="{v.status}">{_badge(v.status)}<a href="#a{i + 1}">{escape(f.title)}</a>: '
+                f"{escape(sentence)}</li>"
+            )
     out.append("</ul></nav>")
     return out
 
 
 def _finding(f: Finding, anchor: str) -> list[str]:
     out = [f'<h2 id="{anchor}">{escape(f.title)}</h2>']
-    for sentence, ok in zip(f.conclusions, f.supported):
-        cls = "conclusion" if ok else "conclusion unsupported"
-        out.append(f'<p class="{cls}">{escape(sentence)}</p>')
+    for sentence, v in zip(f.conclusions, f.verdicts):
+        out.append(f'<p class="conclusion {v.status}">{_badge(v.status)}{escape(sentence)}</p>')
     if f.details:
         out.append("<ul>" + "".join(f"<li>{escape(d)}</li>" for d in f.details) + "</ul>")
     for fig in f.figures:
@@ -169,3 +185,10 @@ def _cell(c: Any) -> str:
 
 def _details(summary: str, inner: list[str]) -> list[str]:
     return ["<details>", f"<summary>{escape(summary)}</summary>", *inner, "</details>"]
+
+
+BADGES = {"supported": "supported", "not_supported": "not supported", "withheld": "withheld"}
+
+
+def _badge(status: str) -> str:
+    return f'<span class="badge {status}">{BADGES.get(status, status)}</span>'

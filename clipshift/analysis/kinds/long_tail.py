@@ -146,19 +146,23 @@ def _per_run_statistics(
 def _long_tail_headline(
     ctx: Context[LongTailSpec], means: dict[str, Estimate], comps: list[Comparison]
 ) -> None:
-    f = ctx.finding
     if not comps:
         est = next(iter(means.values()))
         if est.supports:
             how = "rises" if est.value > 0 else "falls"
-            f.conclude(
-                f"Per-class accuracy {how} with training frequency: Spearman ρ = {with_ci(est, 2)}.", True
+            ctx.conclude(
+                f"Per-class accuracy {how} with training frequency: Spearman ρ = {with_ci(est, 2)}.",
+                True,
+                estimate=est,
+                units="",
             )
         else:
-            f.conclude(
+            ctx.conclude(
                 f"{NO_SUPPORT} about a link between class frequency and per-class accuracy: Spearman ρ = "
                 f"{num(est.value, 2)} ({ci_text(est, 2)}; {no_support_reason(est)}).",
                 False,
+                estimate=est,
+                units="",
             )
         return
     for comp in comps:
@@ -166,17 +170,21 @@ def _long_tail_headline(
         rho = f"ρ {num(comp.level_mean.value, 2)} vs {num(comp.ref_mean.value, 2)}"
         if d.supports:
             more = "more" if d.value > 0 else "less"
-            f.conclude(
+            ctx.conclude(
                 f"Per-class accuracy follows training frequency {more} closely for {comp.name} than for "
                 f"{comp.ref_name}: Spearman {rho}, a difference of {num(d.value, 2)} ({ci_text(d, 2)}).",
                 True,
+                comp=comp,
+                units="",
             )
         else:
-            f.conclude(
+            ctx.conclude(
                 f"{NO_SUPPORT} about whether per-class accuracy follows training frequency differently for "
                 f"{comp.name} and {comp.ref_name}: Spearman {rho}, difference {num(d.value, 2)} "
                 f"({ci_text(d, 2)}; {no_support_reason(d)}).",
                 False,
+                comp=comp,
+                units="",
             )
 
 

@@ -3,6 +3,7 @@ levels differ (CI excluding 0), with the largest gap."""
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from clipshift.analysis.base import AnalysisBase
@@ -75,16 +76,25 @@ def metrics(ctx: Context[MetricsSpec]) -> None:
         mine = [(es, c) for es, c in found if value_key(c.level) == lk]
         sure = [(es, c) for es, c in mine if c.diff.supports]
         if not sure:
-            f.conclude(
+            # the most precise set says what the design could have detected at best
+            _, sharpest = min(mine, key=lambda t: _or_inf(t[1].diff.detectable()))
+            ctx.conclude(
                 f"{NO_SUPPORT} about a difference in {a.metric} between {name} and {ref_name} on any of the "
-                f"{len(mine)} evaluation sets (every CI includes 0 or there is one seed).",
+                f"{len(mine)} evaluation sets (every CI includes 0 or there is one seed); on the most "
+                "precise set",
                 False,
+                comp=sharpest,
             )
             continue
         es, big = max(sure, key=lambda t: abs(t[1].diff.value))
-        f.conclude(
+        ctx.conclude(
             f"{cap(name)}'s {a.metric} differs from {ref_name}'s on {len(sure)} of {len(mine)} evaluation "
             f"sets (CI excluding 0); the largest gap is on {es}: {num(big.diff.value, digits)} {pts} "
             f"({ci_text(big.diff, digits)}).",
             True,
+            comp=big,
         )
+
+
+def _or_inf(x: float) -> float:
+    return x if math.isfinite(x) else math.inf

@@ -53,16 +53,18 @@ def spurious_drop(ctx: Context[SpuriousDropSpec]) -> None:
         est = next(iter(means.values()))
         if est.supports:
             verb = "falls" if est.value > 0 else "rises"
-            f.conclude(
+            ctx.conclude(
                 f"{a.metric} {verb} by {num(abs(est.value))} {pts} ({ci_text(magnitude(est))}) from "
                 f"{a.common} to {a.counter}.",
                 True,
+                estimate=est,
             )
         else:
-            f.conclude(
+            ctx.conclude(
                 f"{NO_SUPPORT} about a {what}: {num(est.value)} {pts} ({ci_text(est)}; "
                 f"{no_support_reason(est)}).",
                 False,
+                estimate=est,
             )
         f.numbers.append({"what": "drop", "mean": est.to_dict()})
     for comp in comps:
@@ -72,16 +74,18 @@ def spurious_drop(ctx: Context[SpuriousDropSpec]) -> None:
             big_m, small_m = (
                 (comp.level_mean, comp.ref_mean) if d.value > 0 else (comp.ref_mean, comp.level_mean)
             )
-            f.conclude(
+            ctx.conclude(
                 f"{cap(big)}'s {what} exceeds {small}'s by {num(abs(d.value))} {pts} "
                 f"({ci_text(magnitude(d))}; drops {num(big_m.value)} vs {num(small_m.value)}).",
                 True,
+                comp=comp,
             )
         else:
-            f.conclude(
+            ctx.conclude(
                 f"{NO_SUPPORT} about a difference in the {what} between {comp.name} and {comp.ref_name}: "
                 f"{num(d.value)} {pts} ({ci_text(d)}; {no_support_reason(d)}).",
                 False,
+                comp=comp,
             )
         ctx.record("drop", comp)
     rows = []

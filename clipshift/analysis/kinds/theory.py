@@ -53,10 +53,13 @@ def theory(ctx: Context[TheoryAnalysisSpec]) -> None:
     first, last = a.sweep[axis][0], a.sweep[axis][-1]
     for learner, d in changes.items():
         verdict = "" if d.supports else f" — {NO_SUPPORT.lower()} ({no_support_reason(d)})"
-        f.conclude(
+        ctx.conclude(
             f"Simulator, {learner}: raising {axis} from {first} to {last} changes shifted accuracy by "
             f"{num(d.value, 1)} points ({ci_text(d, 1)}){verdict}.",
             d.supports,
+            estimate=d,
+            units="points",
+            checked=False,  # the simulator's learners are not trained runs: nothing to check
         )
     f.details.extend(details)
     f.tables.append(table)

@@ -1,0 +1,206 @@
+"""Manipulation checks, convergence checks and power in the analyses: each failure is planted in a study
+built in memory (rows as the store gives them) and must withhold the conclusion with its reason; a real
+planted effect whose checks pass stays supported; the detectable difference of a null comparison matches
+a simulation of the same design."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from clipshift.analysis.data import Run, StudyData
+from clipshift.analysis.stats import diff_ci
+from clipshift.cli.main import main
+from clipshift.report.build import write_report
+
+OBJ, K = "objective.name", "objective.dynamic_k"
+N_CLASSES = 10
+
+
+def _rows(run_id: str, iid: float, counter: float, checks: dict[str, float], gain: float) -> list[dict]:
+    base = {"run_id": run_id, "class_id": -1}
+    rows = [
+        {**base, "eval_set": "iid", "task": "classification", "metric": "acc1", "value": iid},
+        {**base, "eval_set": "common", "task": "classification", "metric": "acc1", "value": iid},
+        {**base, "eval_set": "counter", "task": "classification", "metric": "acc1", "value": counter},
+        *[
+            {**base, "eval_set": "train", "task": "checks", "metric": k, "value": v}
+            for k, v in checks.items()
+        ],
+        {**base, "eval_set": "iid", "task": "convergence", "metric": "acc1@0.75", "value": iid - gain},
+        {**base, "eval_set": "iid", "task": "convergence", "metric": "acc1@1.00", "value": iid},
+    ]
+    rows += [
+        {
+            **base,
+            "eval_set": "train",
+            "task": "classification",
+            "metric": "class_count",
+            "class_id": c,
+            "value": 100,
+        }
+        for c in range(N_CLASSES)
+    ]
+    return rows
+
+
+def study(
+    axis: str,
+    levels: list,
+    iid: dict,
+    counter: dict,
+    checks: dict,
+    gain: dict | None = None,
+    seeds: int = 3,
+    noise: float = 0.01,
+) -> StudyData:
+    """Runs of `axis` at `levels` × seeds; per level: iid and counter accuracy (fractions), checks rows
+    and the accuracy gained over the last quarter of training."""
+    rng = np.random.default_rng(5)
+    runs, rows = [], []
+    for lv in levels:
+        for s in range(seeds):
+            rid = f"{lv}-{s}"
+            runs.append(Run(rid, {axis: lv}, s, "done"))
+            a = iid[lv] + rng.normal(0, noise)
+            c = counter[lv] + rng.normal(0, noise)
+            rows += _rows(rid, a, c, checks[lv], (gain or {}).get(lv, 0.0))
+    spec = {"grid": {axis: levels}, "analyses": [{"kind": "spurious_drop", "compare": axis}]}
+    return StudyData("planted", spec, runs, rows)
+
+
+def drop_finding(data: StudyData, tmp_path):
+    summary = write_report(data, tmp_path / "r.html", n_boot=50)
+    (f,) = [f for f in summary.findings if f.kind == "spurious_drop"]
+    return f, (tmp_path / "r.html").read_text()
+
+
+BINDS = {
+    "objective/topped_up_share": 0.6,
+    "objective/classes_scored_mean": 5.0,
+    "data/classes_per_batch_min": 2,
+}
+
+
+def test_an_inert_k_is_withheld_with_its_reason(tmp_path):
+    """K = 3 and 5 with every batch holding all 10 classes: dynamic scored the classes present, whatever
+    K said. A large planted difference in the drop must not be reported as K's effect."""
+    inert = {"objective/topped_up_share": 0.0, "objective/classes_scored_mean": 10.0}
+    inert |= {"data/classes_per_batch_min": 10.0}
+    data = study(K, [3, 5], {3: 0.9, 5: 0.9}, {3: 0.5, 5: 0.7}, {3: inert, 5: inert})
+    f, html = drop_finding(data, tmp_path)
+    (v,) = f.verdicts
+    assert v.status == "withheld" and not f.supported[0]
+    assert v.reason.startswith(
+        "K had no effect: every batch held at least K classes (the fewest in any batch: 10)"
+    )
+    assert f.conclusions[0].startswith("Withheld (dynamic_k=5 vs dynamic_k=3): K had no effect")
+    assert any(d.startswith("Computed but not concluded") for d in f.details)  # the numbers stay visible
+    assert 'class="conclusion withheld"' in html and '<span class="badge withheld">' in html
+    assert "Manipulation checks" in html and "objective.dynamic_k: what its levels did" in html
+    # the same study with K binding (the top-up happened) concludes
+    binding = {3: BINDS, 5: {**BINDS, "objective/classes_scored_mean": 6.0}}
+    data = study(K, [3, 5], {3: 0.9, 5: 0.9}, {3: 0.5, 5: 0.7}, binding)
+    f, _ = drop_finding(data, tmp_path)
+    assert [v.status for v in f.verdicts] == ["supported"]
+
+
+def test_a_factor_whose_measures_did_not_move_is_withheld(tmp_path):
+    """rho 0.5 vs 0.9 that left the realised P(common background | class) unchanged did not act."""
+    same = {"data/p_common_background": 0.7}
+    rho = "data.world.backgrounds.rho"
+    data = study(rho, [0.5, 0.9], {0.5: 0.9, 0.9: 0.9}, {0.5: 0.8, 0.9: 0.4}, {0.5: same, 0.9: same})
+    f, _ = drop_finding(data, tmp_path)
+    assert f.verdicts[0].status == "withheld"
+    assert "had no effect on the realised P(common background | class)" in f.verdicts[0].reason
+    moved = {0.5: {"data/p_common_background": 0.5}, 0.9: {"data/p_common_background": 0.9}}
+    data = study(rho, [0.5, 0.9], {0.5: 0.9, 0.9: 0.9}, {0.5: 0.8, 0.9: 0.4}, moved)
+    f, _ = drop_finding(data, tmp_path)
+    assert f.verdicts[0].status == "supported"
+    assert "exceeds" in f.conclusions[0]
+
+
+@pytest.mark.parametrize(
+    "iid, gain, needle",
+    [
+        ({"clip": 0.12, "supervised": 0.85}, {}, "clip runs had not learned the task (iid accuracy 12."),
+        (
+            {"clip": 0.80, "supervised": 0.85},
+            {"clip": 0.08},
+            "clip runs had not converged: iid accuracy was still rising by 8.0 points",
+        ),
+    ],
+)
+def test_an_arm_that_had_not_learned_or_converged_is_withheld(tmp_path, iid, gain, needle):
+    checks = {
+        "clip": {"objective/classes_scored_mean": 8.0},
+        "supervised": {"objective/classes_scored_mean": 10.0},
+    }
+    data = study(OBJ, ["clip", "supervised"], iid, {"clip": 0.05, "supervised": 0.5}, checks, gain)
+    f, _ = drop_finding(data, tmp_path)
+    (v,) = f.verdicts
+    assert v.status == "withheld" and needle in v.reason, v.reason
+
+
+def test_a_null_comparison_states_what_it_could_have_detected_and_a_simulation_agrees(tmp_path):
+    """No planted difference: not supported, with the minimum detectable difference (80 % power) of this
+    design; simulating the design (3 seeds per arm, the same spread) detects that difference about 80 %
+    of the time, and the difference it detects 80 % of the time is within 20 % of the stated one."""
+    binds = {3: BINDS, 5: {**BINDS, "objective/classes_scored_mean": 6.0}}
+    data = study(K, [3, 5], {3: 0.9, 5: 0.9}, {3: 0.6, 5: 0.6}, binds, noise=0.03)
+    f, _ = drop_finding(data, tmp_path)
+    (v,) = f.verdicts
+    assert v.status == "not_supported" and v.detectable is not None and v.detectable > 0
+    assert f"could have detected a difference of {v.detectable:.1f} points at 80 % power" in f.conclusions[0]
+    common, counter = data.scalar("common", "acc1"), data.scalar("counter", "acc1")
+    drops = {lv: [100 * (common[r] - counter[r]) for r in common if r.startswith(f"{lv}-")] for lv in (3, 5)}
+    sd = [float(np.std(drops[lv], ddof=1)) for lv in (3, 5)]
+    rng = np.random.default_rng(11)
+
+    def power(delta: float, reps: int) -> float:
+        hits = 0
+        for _ in range(reps):
+            _, lo, hi = diff_ci(rng.normal(delta, sd[1], 3), rng.normal(0.0, sd[0], 3))
+            hits += lo > 0 or hi < 0
+        return hits / reps
+
+    assert 0.65 <= power(v.detectable, 3000) <= 0.9
+    lo, hi = 0.4 * v.detectable, 1.6 * v.detectable
+    for _ in range(12):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if power(mid, 1000) < 0.8 else (lo, mid)
+    assert abs((lo + hi) / 2 - v.detectable) / v.detectable < 0.2
+
+
+def test_report_json_gives_each_conclusion_a_status(tmp_path, capsys):
+    """The contract: `clipshift report DIR --json` lists conclusions with status, reason for withheld and
+    detectable for not_supported."""
+    from clipshift.study.store import ResultsStore
+
+    inert = {"objective/topped_up_share": 0.0, "objective/classes_scored_mean": 10.0}
+    data = study(K, [3, 5], {3: 0.9, 5: 0.9}, {3: 0.5, 5: 0.7}, {3: inert, 5: inert})
+    d = tmp_path / "study"
+    d.mkdir()
+    with ResultsStore(d / "results.sqlite") as store:
+        store.set_meta("spec", {**data.spec, "name": "planted"})
+        store.set_meta("name", "planted")
+        store.set_meta("warnings", ["dynamic_k = 3 cannot act"])
+        for r in data.runs:
+            store.upsert_run(r.run_id, study="planted", factors=r.factors, seed=r.seed or 0, status="done")
+            store.add_results(
+                r.run_id,
+                [(x["eval_set"], x["task"], x["metric"], x["class_id"], x["value"]) for x in data.rows
+                 if x["run_id"] == r.run_id],
+            )  # fmt: skip
+    assert main(["report", str(d), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    (c,) = [c for c in out["conclusions"] if c["status"] == "withheld"]
+    assert c["reason"].startswith("K had no effect") and "detectable" not in c
+    assert {"text", "status"} <= set(out["findings"][0]["conclusions"][0])
+    assert any("dynamic_k = 3 cannot act" in w for w in out["warnings"])
+    assert main(["report", str(d)]) == 0
+    assert "[WITHHELD] Withheld (dynamic_k=5 vs dynamic_k=3)" in capsys.readouterr().out
+    assert all(math.isfinite(c.get("detectable", 0.0)) for c in out["conclusions"])
