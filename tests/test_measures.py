@@ -51,3 +51,54 @@ def test_mix_and_loss_slope():
     assert m.loss_slope(steps, 5 - steps / 1000) == pytest.approx(-1.0)  # falls by 1 per 1,000 steps
     flat = np.where(steps < 500, 5 - steps / 100, 0.3)
     assert m.loss_slope(steps, flat) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_run_of_batches_as_one_array_gives_the_same_numbers():
+    """The vectorised path (a run's steps as one (steps, B) array) and the per-batch loop agree."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(-1, 7, size=500)
+    batches = rng.permutation(500)[:480].reshape(30, 16)
+    as_list = list(batches)
+    assert m.classes_per_batch(labels, batches).tolist() == m.classes_per_batch(labels, as_list).tolist()
+    np.testing.assert_allclose(
+        m.same_class_pair_shares(labels, batches), m.same_class_pair_shares(labels, as_list)
+    )
+    captions = [f"text {i % 37}" for i in range(500)]
+    codes = m.text_codes(captions)
+    assert codes[0] == codes[37] and codes[0] != codes[1]
+    assert m.duplicate_caption_share(codes, batches) == pytest.approx(
+        m.duplicate_caption_share(captions, as_list)
+    )
+    np.testing.assert_allclose(
+        m.duplicate_caption_shares(codes, batches), m.duplicate_caption_shares(captions, as_list)
+    )
+
+
+def test_mention_rates_equal_mention_rate():
+    texts = [
+        "a striped zorp on snow",
+        "a mid-sized blick",
+        "zorp-like thing",
+        "A Zorp.",
+        "the red panda",
+        "x",
+    ]
+    columns = {
+        "a": ["zorp", "blick", "zorp", "zorp", "red panda", None],
+        "b": ["snow", "mid-sized", "like", "a", "panda", "x"],
+        "c": [None] * 6,
+    }
+    fast = m.mention_rates(texts, columns)
+    for key, words in columns.items():
+        slow = m.mention_rate(texts, words)
+        assert (math.isnan(fast[key]) and math.isnan(slow)) or fast[key] == pytest.approx(slow), key
+    assert fast["a"] == pytest.approx(4 / 5)  # "zorp-like" is not the word zorp; "red panda" (a space) is
+
+
+def test_expected_classes_per_batch_matches_simulation():
+    p = np.ones(10) / 10
+    assert m.expected_classes_per_batch(p, 128) == pytest.approx(10 * (1 - 0.9**128))
+    zipf = 1 / np.arange(1, 101)
+    sim = m.simulated_classes_per_batch(zipf, 64)
+    assert sim.mean() == pytest.approx(m.expected_classes_per_batch(zipf, 64), rel=0.02)
+    assert (m.simulated_classes_per_batch(zipf, 64) == sim).all()  # seeded

@@ -2,6 +2,7 @@
 `study status`, the process-pool and Ray executors giving the same results table as a local run."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -78,6 +79,7 @@ def test_reference_study_layout_store_and_rerun_skips(reference, capsys):
         assert done["run_id"] == r.run_id and done["factors"] == r.factors and done["rows"] > 0
     with ResultsStore(reference / "results.sqlite") as store:
         assert store.get_meta("name") == "tiny" and store.get_meta("spec")["grid"] == TINY["grid"]
+        assert store.get_meta("warnings") == []  # both objectives read every setting the grid varies
         meta = {r["run_id"]: r for r in store.runs()}
     assert {m["status"] for m in meta.values()} == {"done"}
     first = meta[runs[0].run_id]
@@ -92,9 +94,27 @@ def test_reference_study_layout_store_and_rerun_skips(reference, capsys):
         ("iid", lp, "acc1"),
         ("counter", lp, "acc1"),
     } <= metrics
+    # every run's checks (from final.json) and its convergence check (snapshots at 0.5 and 0.75 of training)
+    assert {
+        ("train", "checks", "data/classes_per_batch_mean"),
+        ("train", "checks", "objective/classes_scored_mean"),
+        ("train", "checks", "loss/slope_last_fifth"),
+        ("iid", "convergence", "acc1@0.50"),
+        ("iid", "convergence", "acc1@0.75"),
+        ("iid", "convergence", "acc1@1.00"),
+    } <= metrics
     for r in runs:  # the run trained and evaluated with the thread count its config fixes
         final = json.loads((reference / "runs" / r.run_id / "final.json").read_text())
         assert r.config.threads == final["threads"] == 2
+        assert set(final["snapshots"]) == {"0.50", "0.75"}
+        mine = {
+            x["metric"]: x["value"]
+            for x in rows
+            if x["run_id"] == r.run_id and x["task"] == "checks" and not math.isnan(x["value"])
+        }
+        assert mine == pytest.approx({k: v for k, v in final["checks"].items() if v is not None})
+        acc = [x["value"] for x in rows if x["run_id"] == r.run_id and x["task"] == "convergence"]
+        assert len(acc) == 3 and all(0 <= a <= 1 for a in acc)
     assert all(r["study"] == "tiny" for r in rows) and {r["run_id"] for r in rows} == set(meta)
 
     stamp = {r.run_id: (reference / "runs" / r.run_id / "done").stat().st_mtime_ns for r in runs}

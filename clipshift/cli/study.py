@@ -85,7 +85,9 @@ def register(sub: Any) -> None:
         group,
         "plan",
         "list a study's runs (id, factors) without running anything",
-        "Expand the grid, zip axes and seeds into run configs, validate every one, and list them.\n\n"
+        "Expand the grid, zip axes and seeds into run configs, validate every one, and list them. A factor "
+        "that provably cannot act is warned about on stderr (an axis that cannot reach some runs, e.g. "
+        "captions under a supervised objective; dynamic_k not above the classes a batch holds).\n\n"
         + SPEC_HELP,
         PLAN_EXAMPLES,
         _plan,
@@ -99,8 +101,9 @@ def register(sub: Any) -> None:
         "train and evaluate every run of a study (skips done runs, resumes interrupted ones)",
         "Run a study into --out. Re-running the same command continues it: done runs are skipped, runs "
         "interrupted mid-training resume from their checkpoint, failed runs are kept as failed unless "
-        "--retry-failed. One line per run start and finish, and an overall bar, go to stderr. The exit "
-        "code is 1 when any run failed.",
+        "--retry-failed. One line per run start and finish, and an overall bar, go to stderr; so do, first, "
+        "the plan's warnings of factors that cannot act (also kept in the store's meta `warnings`). The "
+        "exit code is 1 when any run failed.",
         RUN_EXAMPLES,
         _run,
     )
@@ -158,14 +161,19 @@ def _spec_args(p: argparse.ArgumentParser) -> None:
 
 def _plan(args: argparse.Namespace) -> int:
     from clipshift.study import load_study, plan, resolve
+    from clipshift.study.inert import plan_warnings
 
     spec = resolve(load_study(args.spec), args.profile, args.set)
     runs = plan(spec)
+    warnings = plan_warnings(spec, runs)
+    for w in warnings:
+        info(f"warning: {w}")
     if args.json:
         emit_json(
             {
                 "name": spec.name,
                 "profile": spec.profile_used,
+                "warnings": warnings,
                 "runs": [
                     {
                         "run_id": r.run_id,
@@ -216,6 +224,7 @@ def _run(args: argparse.Namespace) -> int:
                 "pending": summary.pending,
                 "wall_s": round(summary.wall_s, 2),
                 "failures": summary.failures,
+                "warnings": summary.warnings,
             }
         )
     for f in summary.failures:

@@ -76,6 +76,11 @@ class DataSource(_Strict):
         """The source's rows at `image_size` (before subsampling)."""
         raise NotImplementedError
 
+    def class_counts(self) -> np.ndarray | None:
+        """Rows per label the data will have (after subsampling), over the whole label space, when the
+        source knows them without reading images (a plan's checks use them); None when it does not."""
+        return None
+
 
 SOURCES: dict[str, type[DataSource]] = {}
 _D = TypeVar("_D", bound=type[DataSource])
@@ -120,6 +125,14 @@ class WorldData(DataSource):
                 f"set data.world.image_size={image_size} (the world renders at any size) or the model's size"
             )
         return world_table(World(self.world).split(self.split, self.n, progress=progress))
+
+    def class_counts(self) -> np.ndarray | None:
+        from clipshift.world.sampling import split_labels
+
+        labels = split_labels(self.world, self.split, np.arange(self.n))
+        if self.subsample is not None:
+            labels = labels[subsample_rows(labels, self.subsample)[0]]
+        return np.bincount(labels, minlength=self.world.concepts.n_classes + self.world.open_world.n_concepts)
 
 
 @source
@@ -316,8 +329,15 @@ def read_counts(path: Path) -> np.ndarray:
 
 def apply_subsample(table: ImageTextTable, cfg: SubsampleConfig) -> ImageTextTable:
     """Apply `cfg` to a table (profile, then tail, then scale) and record it in the stats."""
-    rows = np.arange(len(table), dtype=np.int64)
-    labels = table.labels
+    rows, record = subsample_rows(table.labels, cfg)
+    out = table.subset(rows)
+    out.stats = {**table.stats, "subsample": record, "rows_before": len(table), "rows_after": len(rows)}
+    return out
+
+
+def subsample_rows(labels: np.ndarray, cfg: SubsampleConfig) -> tuple[np.ndarray, dict[str, Any]]:
+    """The rows `cfg` keeps of data with these labels (it reads nothing else), and its record."""
+    rows = np.arange(len(labels), dtype=np.int64)
     record: dict[str, Any] = cfg.model_dump(mode="json", exclude_none=True)
     if cfg.zipf_alpha is not None:
         rows = rows[
@@ -340,6 +360,4 @@ def apply_subsample(table: ImageTextTable, cfg: SubsampleConfig) -> ImageTextTab
         rows = rows[sub.subset_by_size(labels[rows], size, cfg.fraction, cfg.seed, cfg.min_per_class)]
     if len(rows) == 0:
         raise UserError("subsample: no rows left")
-    out = table.subset(rows)
-    out.stats = {**table.stats, "subsample": record, "rows_before": len(table), "rows_after": len(rows)}
-    return out
+    return rows, record

@@ -22,6 +22,24 @@ class Batch:
 
 
 @dataclass
+class RowFacts:
+    """Per-row ground truth of a generated source (the world), kept beside the table for the run's
+    manipulation checks: `codes[factor]` holds each row's value as an index into `words[factor]` (the
+    word a caption uses for it) and `names[factor]` (its name, e.g. a domain's); `common_background`
+    is each class's usual habitat. Arrays only: no image is copied."""
+
+    codes: dict[str, np.ndarray]
+    words: dict[str, list[str]]
+    names: dict[str, list[str]]
+    common_background: np.ndarray | None = None
+
+    def take(self, index: np.ndarray) -> RowFacts:
+        return RowFacts(
+            {k: v[index] for k, v in self.codes.items()}, self.words, self.names, self.common_background
+        )
+
+
+@dataclass
 class ImageTextTable:
     """Rows of (image, caption, label). `class_names[label]` names every label that occurs; the first
     `n_eval_classes` form the evaluation label space (the world's open-world concepts come after)."""
@@ -33,6 +51,7 @@ class ImageTextTable:
     source: str = ""
     stats: dict[str, Any] = field(default_factory=dict)  # e.g. {"skipped_corrupt": 3, "skipped_missing": 1}
     n_eval_classes: int | None = None  # None: all of class_names
+    facts: RowFacts | None = None  # ground truth per row, when the source knows it (world data)
 
     @property
     def eval_classes(self) -> int:
@@ -79,6 +98,7 @@ class ImageTextTable:
             source=self.source,
             stats=dict(self.stats),
             n_eval_classes=self.n_eval_classes,
+            facts=None if self.facts is None else self.facts.take(index),
         )
         if not isinstance(self.images, torch.Tensor):
             table.images = _RowView(self.images, index)  # type: ignore[assignment]
@@ -101,7 +121,7 @@ class _RowView:
 
 
 def world_table(split: Any) -> ImageTextTable:
-    """A rendered WorldSplit as a table (no copy of the images)."""
+    """A rendered WorldSplit as a table (no copy of the images), with the factors the run's checks read."""
     return ImageTextTable(
         images=split.images,
         captions=split.captions,
@@ -109,4 +129,24 @@ def world_table(split: Any) -> ImageTextTable:
         class_names=list(split.world.concepts.names),
         source=f"world:{split.name}",
         n_eval_classes=split.world.concepts.n_classes,
+        facts=world_facts(split.truth, split.world.concepts.common_background),
     )
+
+
+def world_facts(truth: Any, common_background: np.ndarray) -> RowFacts:
+    """The factors of a world split's ground truth (`GroundTruth`) with the words captions use for them."""
+    from clipshift.world import shifts
+    from clipshift.world.names import BACKGROUNDS, COLOURS, PATTERNS, SIZES
+
+    domains = shifts.domains()
+    words = {
+        "background": [b[0] for b in BACKGROUNDS],
+        "colour": [c[0] for c in COLOURS],
+        "pattern": [adjective for adjective, _ in PATTERNS.values()],  # what captions say: "striped"
+        "size": [s[0] for s in SIZES],
+        "domain": [d.word for d in domains],
+    }
+    names = {**words, "pattern": list(PATTERNS), "domain": [d.name for d in domains]}
+    codes = {k: np.asarray(getattr(truth, k)) for k in words}
+    codes["common"] = np.asarray(truth.common, dtype=bool)
+    return RowFacts(codes, words, names, np.asarray(common_background, dtype=np.int64))

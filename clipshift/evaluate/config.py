@@ -45,6 +45,13 @@ class EvalConfig(BaseModel):
     cache_dir: Path | None = Field(
         None, description="decoded-image cache for non-world sets (default: ~/.cache)"
     )
+    convergence_points: list[float] = Field(
+        default_factory=lambda: [0.5, 0.75],
+        description="a study's run keeps the model at these fractions of training and reports its top-1 "
+        "accuracy there and at the end on `convergence_n` samples of the first set (acc1@0.50, …, "
+        "acc1@1.00): was it still learning? [] turns this off",
+    )
+    convergence_n: int = Field(1000, ge=1, description="samples of the first set for the convergence check")
 
     def task_names(self) -> list[str]:
         """The registered tasks this section asks for: zero-shot (a classifier's own head), then the
@@ -54,6 +61,13 @@ class EvalConfig(BaseModel):
             + (["linear_probe"] if self.linear_probe else [])
             + (["knn"] if self.knn else [])
         )
+
+    @field_validator("convergence_points")
+    @classmethod
+    def _points(cls, v: list[float]) -> list[float]:
+        from clipshift.train.config import snapshot_fractions
+
+        return snapshot_fractions(v)  # they become the run's snapshots
 
     @field_validator("sets")
     @classmethod

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from clipshift.errors import UserError
+from clipshift.evaluate.checks import checks_result, convergence_result
 from clipshift.evaluate.config import EvalConfig
 from clipshift.evaluate.core import evaluate_sets
 from clipshift.evaluate.model import open_model
@@ -48,8 +49,10 @@ def evaluate_run(
     the run's world (`cfg.n_per_set` each, class-balanced); other specs (`imagefolder:/path`, …) are read
     from disk. With `cfg.linear_probe` / `cfg.knn`, a probe learns from `cfg.probe_n` fresh iid samples of
     the world (or half of each non-world set). The `iid` set (else the first) also reports `nc1` of the
-    image features and `prototype_coherence` of the class prototypes, and a last result with
-    dataset `train` carries the per-class training counts (`class_count`)."""
+    image features and `prototype_coherence` of the class prototypes; a result with dataset `train`
+    carries the per-class training counts (`class_count`), then come the run's checks (`train`, task
+    `checks`, from final.json) and its convergence check (the first set, task `convergence`: acc1 of the
+    snapshots at `cfg.convergence_points` and of the final model)."""
     import yaml
 
     from clipshift.train.config import TrainConfig
@@ -82,4 +85,7 @@ def evaluate_run(
             info={"source": "final.json" if final.get("class_counts") is not None else "recomputed"},
         )
     )
+    for extra in (checks_result(final), convergence_result(run, model, cfg, world, progress)):
+        if extra is not None:
+            results.append(extra)
     return results

@@ -134,8 +134,40 @@ class Objective(nn.Module, Generic[OptionsT]):
     def forward(self, out: dict[str, torch.Tensor], batch: Batch, generator: torch.Generator) -> torch.Tensor:
         raise NotImplementedError
 
+    def measures(self, labels: np.ndarray, batches: np.ndarray, n_classes: int) -> dict[str, float]:
+        """What this objective did over a run's steps (its manipulation checks), from `batches` (steps, B):
+        each step's global batch as row numbers; `labels` per row (-1 unknown), `n_classes` C, the label
+        space. The default: a classifier scores its whole label space every step; a contrastive objective
+        (model_kind clip) contrasts the batch, so the classes it scores are the batch's distinct known
+        classes. An objective that chooses its classes (dynamic) overrides this."""
+        from clipshift.data.measures import classes_per_batch
+
+        if self.model_kind == "clip":
+            scored = classes_per_batch(labels, batches).astype(float)
+        else:
+            scored = np.full(len(batches), float(n_classes))
+        return scored_measures(scored, n_classes)
+
+    @classmethod
+    def inert(
+        cls, options: ObjectiveOptions, class_probs: np.ndarray, batch_size: int
+    ) -> tuple[str, str] | None:
+        """Before a run: a setting of this objective that provably cannot act on data with these expected
+        class frequencies (over the label space) and this global batch size, as (the setting, why), for a
+        plan warning "<setting> cannot act in runs with …: <why>"; None when every setting can act."""
+        return None
+
     def extra_repr(self) -> str:
         return f"name={self.name!r}, model_kind={self.model_kind!r}, head={self.head!r}"
+
+
+def scored_measures(scored: np.ndarray, n_classes: int) -> dict[str, float]:
+    """`objective/classes_scored_mean` and `objective/scored_share` from the classes scored at each step."""
+    mean = float(np.mean(scored)) if len(scored) else float("nan")
+    return {
+        "objective/classes_scored_mean": mean,
+        "objective/scored_share": mean / n_classes if n_classes else float("nan"),
+    }
 
 
 def class_templates(options: TemplateOptions) -> list[str]:

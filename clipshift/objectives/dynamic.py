@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from clipshift.data.table import Batch
-from clipshift.objectives.base import Objective, ObjectiveConfig, ObjectiveOptions, register
+from clipshift.objectives.base import Objective, ObjectiveConfig, ObjectiveOptions, register, scored_measures
 from clipshift.objectives.supervised import known
 
 
@@ -111,6 +111,48 @@ class DynamicObjective(Objective[DynamicOptions]):
             labels[keep], self.k, n_classes, self.weights(n_classes), generator
         )
         return keep, classes, targets
+
+    def measures(self, labels: np.ndarray, batches: np.ndarray, n_classes: int) -> dict[str, float]:
+        """Classes scored per step, max(present, min(K, C)) as `dynamic_classes` chooses them, and the share
+        of steps topped up (present < min(K, C): K bound). Under DDP each rank chooses from its own slice
+        of the global batch, as the loop splits it."""
+        from clipshift.data.measures import classes_per_batch
+
+        steps, size = batches.shape
+        local_bs = size // self.world_size  # as the loop slices it (rows beyond world_size * local_bs idle)
+        local = batches[:, : local_bs * self.world_size].reshape(steps * self.world_size, local_bs)
+        y = labels.copy()
+        y[y >= n_classes] = -1  # rows beyond the head are left out (supervised.known)
+        present = classes_per_batch(y, local)
+        k = min(self.k, n_classes)
+        return {
+            **scored_measures(np.maximum(present, k).astype(float), n_classes),
+            "objective/topped_up_share": float(np.mean(present < k)) if len(present) else float("nan"),
+        }
+
+    @classmethod
+    def inert(
+        cls, options: ObjectiveOptions, class_probs: np.ndarray, batch_size: int
+    ) -> tuple[str, str] | None:
+        """K cannot act when a batch already holds K classes on average (dynamic then scores the classes
+        present, with no top-up) or when K reaches the label space (every step scores every class)."""
+        from clipshift.data.measures import expected_classes_per_batch, simulated_classes_per_batch
+
+        assert isinstance(options, DynamicOptions)
+        k = options.dynamic_k
+        if k >= len(class_probs):
+            return (
+                f"dynamic_k = {k}",
+                f"the data have {len(class_probs)} classes, so every step scores all of them",
+            )
+        mean = expected_classes_per_batch(class_probs, batch_size)
+        if k > mean:
+            return None
+        share = float(np.mean(simulated_classes_per_batch(class_probs, batch_size) >= k))
+        return f"dynamic_k = {k}", (
+            f"a batch of {batch_size} holds {mean:.1f} classes on average (at least {k} in "
+            f"{np.floor(share * 1000) / 10:.1f} % of batches), and dynamic scores the classes present"
+        )
 
     def forward(self, out: dict[str, torch.Tensor], batch: Batch, generator: torch.Generator) -> torch.Tensor:
         logits = out["logits"]

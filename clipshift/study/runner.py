@@ -22,6 +22,7 @@ import yaml
 from clipshift.errors import UserError
 from clipshift.study import execute as ex
 from clipshift.study.executors import make_executor
+from clipshift.study.inert import plan_warnings
 from clipshift.study.planner import HASH_EXCLUDE, PlannedRun, plan
 from clipshift.study.spec import StudySpec, load_study, resolve
 from clipshift.study.store import ResultsStore
@@ -42,6 +43,7 @@ class StudySummary:
     pending: int  # neither done nor failed: another process was executing them
     wall_s: float
     failures: list[dict[str, Any]] = field(default_factory=list)  # run_id, factors, seed, reason
+    warnings: list[str] = field(default_factory=list)  # factors that cannot act (study.inert)
 
     @property
     def ok(self) -> bool:
@@ -108,6 +110,9 @@ def run_study(
     t0 = time.perf_counter()
     resolved = resolve(_spec_of(spec), profile, overrides)
     runs = plan(resolved)
+    warnings = plan_warnings(resolved, runs)
+    for w in warnings:  # before anything runs, even with --quiet: a factor that cannot act is no finding
+        print(f"warning: {w}", file=sys.stderr, flush=True)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a directory")
@@ -120,16 +125,17 @@ def run_study(
         store.set_meta("name", resolved.name)
         store.set_meta("profile", resolved.profile_used)
         store.set_meta("hash_exclude", list(HASH_EXCLUDE))
+        store.set_meta("warnings", warnings)
         todo, done_before, failures = _reconcile(store, resolved.name, runs, out, retry_failed)
         if not todo:
-            return _summary(resolved.name, out, runs, len(done_before), 0, failures, t0)
+            return _summary(resolved.name, out, runs, len(done_before), 0, failures, t0, warnings)
         ex_ = make_executor(
             executor, workers=workers, address=address, threads=max(r.config.threads or 1 for r in todo)
         )
         ran = _drive(store, ex_, resolved.name, out, todo, len(runs), len(done_before), rev, progress)
         failures += [f for f in ran if f.get("reason") is not None]
         n_ran = sum(1 for f in ran if f.get("reason") is None)
-        return _summary(resolved.name, out, runs, len(done_before), n_ran, failures, t0)
+        return _summary(resolved.name, out, runs, len(done_before), n_ran, failures, t0, warnings)
     finally:
         store.close()
 
@@ -282,6 +288,7 @@ def _summary(
     ran: int,
     failures: list[dict[str, Any]],
     t0: float,
+    warnings: list[str],
 ) -> StudySummary:
     return StudySummary(
         name=name,
@@ -294,6 +301,7 @@ def _summary(
         pending=len(runs) - skipped - ran - len(failures),
         wall_s=time.perf_counter() - t0,
         failures=failures,
+        warnings=warnings,
     )
 
 

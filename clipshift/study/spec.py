@@ -36,8 +36,12 @@ class RunConfig(TrainConfig):
     eval: EvalConfig = Field(default_factory=EvalConfig, description="evaluation sets and metrics")
 
     def train_config(self) -> TrainConfig:
-        """The training part: what `train()` writes to config.yaml (without `eval`)."""
-        return TrainConfig.model_validate(self.model_dump(exclude={"eval"}))
+        """The training part: what `train()` writes to config.yaml (without `eval`). It also keeps the
+        snapshots the convergence check evaluates (`eval.convergence_points`; snapshots change no number
+        and no run id)."""
+        data = self.model_dump(exclude={"eval"})
+        data["snapshots"] = sorted({*self.snapshots, *self.eval.convergence_points})
+        return TrainConfig.model_validate(data)
 
 
 class StudySpec(BaseModel):

@@ -32,6 +32,23 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return inner if isinstance(inner, torch.nn.Module) else model
 
 
+def model_only(setup: Setup, name: str) -> dict[str, Any]:
+    """final.pt's content (and a snapshot's): {'state_dict', 'name', 'kind'}."""
+    return {"state_dict": unwrap(setup.model).state_dict(), "name": name, "kind": setup.kind}
+
+
+def snapshot_path(out_dir: Path, fraction: float) -> Path:
+    """checkpoints/at-0.50.pt: the model after that fraction of training (TrainConfig.snapshots)."""
+    from clipshift.train.config import snapshot_label
+
+    return Path(out_dir) / "checkpoints" / f"at-{snapshot_label(fraction)}.pt"
+
+
+def snapshot_step(fraction: float, total_steps: int) -> int:
+    """The optimiser step after which the snapshot at `fraction` of training is taken."""
+    return min(total_steps, max(1, round(fraction * total_steps)))
+
+
 def save_resumable(path: Path, setup: Setup, step: int, threads: list[int]) -> None:
     """latest.pt: everything a resumed run needs to continue bit-identically from `step`."""
     atomic_save(

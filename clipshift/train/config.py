@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from clipshift.data.config import DEFAULT_DATA, DataConfig, WorldData
 from clipshift.models.factory import ModelConfig
@@ -47,6 +47,11 @@ class TrainConfig(_Strict):
     checkpoint_every: int = Field(0, ge=0, description="steps between resumable checkpoints (0: per epoch)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "amp"] = Field("auto", description="auto: AMP on CUDA, fp32 on CPU")
+    snapshots: list[float] = Field(
+        default_factory=list,
+        description="fractions of training (0 < f < 1) after which the model is also kept as "
+        "checkpoints/at-<f>.pt (0.5 -> at-0.50.pt; same format as final.pt), e.g. for convergence checks",
+    )
     threads: int | None = Field(
         None,
         ge=1,
@@ -54,11 +59,34 @@ class TrainConfig(_Strict):
         "bits between thread counts, so a study fixes it in each run's config",
     )
 
+    @field_validator("snapshots")
+    @classmethod
+    def _fractions(cls, v: list[float]) -> list[float]:
+        return snapshot_fractions(v)
+
+
+def snapshot_fractions(v: list[float]) -> list[float]:
+    """Snapshot fractions, checked (each in (0, 1), distinct to two decimals) and sorted."""
+    names: set[str] = set()
+    for f in v:
+        if not 0 < f < 1:
+            raise ValueError(f"{f} is not a fraction of training between 0 and 1 (the end is final.pt)")
+        if snapshot_label(f) in names:  # the files are named to two decimals
+            raise ValueError(f"{f}: another snapshot has the same name at-{snapshot_label(f)}.pt")
+        names.add(snapshot_label(f))
+    return sorted(v)
+
+
+def snapshot_label(fraction: float) -> str:
+    """A snapshot's name: the fraction to two decimals (0.5 -> '0.50'; its file is at-0.50.pt)."""
+    return f"{fraction:.2f}"
+
 
 # Settings that cannot change a run's numbers: how often it logs and writes checkpoints (resume is
-# bit-exact) and where decoded images are cached. A resumed run may change them and a study's run id
-# leaves them out. `threads` is not among them (see TrainConfig.threads).
-NUMERICS_FREE: tuple[str, ...] = ("log_every", "checkpoint_every", "data.cache_dir")
+# bit-exact), which snapshots of the model it keeps, and where decoded images are cached. A resumed run
+# may change them and a study's run id leaves them out. `threads` is not among them (see
+# TrainConfig.threads).
+NUMERICS_FREE: tuple[str, ...] = ("log_every", "checkpoint_every", "snapshots", "data.cache_dir")
 
 
 def first_difference(

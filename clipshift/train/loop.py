@@ -18,7 +18,14 @@ import torch
 from torch import nn
 
 from clipshift.data.table import Batch, ImageTextTable
-from clipshift.train.checkpoint import save_resumable, unwrap
+from clipshift.train.checkpoint import (
+    atomic_save,
+    model_only,
+    save_resumable,
+    snapshot_path,
+    snapshot_step,
+    unwrap,
+)
 from clipshift.train.config import TrainConfig
 from clipshift.train.data import RankContext, epoch_order, steps_per_epoch
 from clipshift.train.schedule import clamp_logit_scales
@@ -63,6 +70,11 @@ def run_loop(
     local_bs = batch_size // ctx.world_size
     ckpt_every = cfg.checkpoint_every or per_epoch
     ckpt_path = out_dir / "checkpoints" / "latest.pt"
+    # snapshots by the step they follow; one taken before an interruption is on disk, a later one is
+    # taken after the resume (its weights are the same, as resuming is bit-exact)
+    snapshots: dict[int, list[float]] = {}
+    for f in cfg.snapshots:
+        snapshots.setdefault(snapshot_step(f, total_steps), []).append(f)
     mean = torch.tensor(setup.mean, device=ctx.device).view(1, 3, 1, 1) * 255
     std = torch.tensor(setup.std, device=ctx.device).view(1, 3, 1, 1) * 255
     metrics = open(out_dir / "metrics.jsonl", "a" if step > 0 else "w") if ctx.main else None  # noqa: SIM115
@@ -115,6 +127,9 @@ def run_loop(
                 bar.set_postfix(loss=f"{last_loss:.3f}", samples_s=f"{rate:.0f}")
                 window_t, window_n = now, 0
             bar.update(1)
+            if step in snapshots and ctx.main:
+                for f in snapshots[step]:
+                    atomic_save(model_only(setup, cfg.model.name), snapshot_path(out_dir, f))
             if step % ckpt_every == 0 and step < total_steps and ctx.main:
                 save_resumable(ckpt_path, setup, step, threads)
             if stop_after is not None and step >= stop_after and step < total_steps:

@@ -7,7 +7,7 @@ from typing import Any
 
 from clipshift.data.table import ImageTextTable
 from clipshift.fsio import write_json
-from clipshift.train.checkpoint import atomic_save, unwrap
+from clipshift.train.checkpoint import atomic_save, model_only
 from clipshift.train.config import TrainConfig
 from clipshift.train.data import RankContext, cache_by_rank
 from clipshift.train.setup import Setup
@@ -53,10 +53,7 @@ def failed_record(reason: str, step: int, total_steps: int) -> dict[str, Any]:
 def save_final(out_dir: Path, cfg: TrainConfig, setup: Setup) -> None:
     """checkpoints/final.pt holds {'state_dict', 'name', 'kind'}; a CLIP run also gets tokenizer.json and
     open_clip_config/<name>.json, so open_clip loads it by architecture name."""
-    atomic_save(
-        {"state_dict": unwrap(setup.model).state_dict(), "name": cfg.model.name, "kind": setup.kind},
-        out_dir / "checkpoints" / "final.pt",
-    )
+    atomic_save(model_only(setup, cfg.model.name), out_dir / "checkpoints" / "final.pt")
     if setup.tokenizer is not None:
         from clipshift.models.factory import open_clip_config
 

@@ -21,8 +21,9 @@ import yaml
 
 from clipshift.data.table import ImageTextTable
 from clipshift.fsio import write_json
-from clipshift.train.checkpoint import restore
-from clipshift.train.config import TrainConfig
+from clipshift.train.checkpoint import restore, snapshot_path
+from clipshift.train.checks import run_checks
+from clipshift.train.config import TrainConfig, snapshot_label
 from clipshift.train.data import RankContext, init_distributed, load_data, steps_per_epoch
 from clipshift.train.loop import RunFailed, run_loop
 from clipshift.train.record import done_record, failed_record, save_final
@@ -103,6 +104,29 @@ def train(
         samples_this_segment=total_steps * cfg.optim.batch_size - samples_before,
         threads=threads,
     )
+    # the checks: numpy on what the run did, after the loop (the weights cannot depend on them) and
+    # outside the record's timing (their own cost is checks_s)
+    checks: dict[str, Any] = {}
+    t_checks = time.perf_counter()
+    if ctx.main:
+        checks = run_checks(
+            table,
+            setup.objective,
+            batch_size=cfg.optim.batch_size,
+            per_epoch=steps_per_epoch(table, cfg),
+            epochs=cfg.epochs,
+            seed=cfg.seed,
+            metrics_path=out_dir / "metrics.jsonl",
+        )
+    t_checks = time.perf_counter() - t_checks
+    record["checks"] = checks
+    record["checks_s"] = round(t_checks, 3)
+    # the snapshots on disk (one missing was due before a resume that first asked for it)
+    record["snapshots"] = {
+        snapshot_label(f): str(snapshot_path(out_dir, f).relative_to(out_dir))
+        for f in cfg.snapshots
+        if snapshot_path(out_dir, f).is_file()
+    }
     if ctx.main:
         save_final(out_dir, cfg, setup)
         ckpt_path.unlink(missing_ok=True)  # the final checkpoint supersedes the resumable one

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from clipshift.world import shifts
-from clipshift.world.concepts import Concepts, trimmed_classes
-from clipshift.world.evalsets import SetDef
+from clipshift.world.concepts import Concepts, train_frequencies, trimmed_classes
+from clipshift.world.evalsets import SetDef, parse_split
 from clipshift.world.names import SIZES
 from clipshift.world.rng import categorical, key_of, normal, uniform
 from clipshift.world.spec import WorldSpec
@@ -67,7 +67,7 @@ def sample_factors(spec: WorldSpec, concepts: Concepts, sdef: SetDef, index: np.
     idx = np.asarray(index, dtype=np.int64)
     n = len(idx)
     key = split_key(spec, sdef)
-    label = _labels(spec, concepts, sdef, idx, key)
+    label = _labels(spec, concepts.n_classes, concepts.train_probs, sdef, idx, key)
 
     # background: with prob rho the class's common habitat, else uniform over all B
     b = spec.backgrounds.n_backgrounds
@@ -140,8 +140,17 @@ def sample_factors(spec: WorldSpec, concepts: Concepts, sdef: SetDef, index: np.
     )
 
 
-def _labels(spec: WorldSpec, concepts: Concepts, sdef: SetDef, idx: np.ndarray, key: int) -> np.ndarray:
-    k = concepts.n_classes
+def split_labels(spec: WorldSpec, split: str, index: np.ndarray) -> np.ndarray:
+    """The class of each sample of a split, as `sample_factors` draws it, without its other factors or
+    the world's shapes: how a study's plan knows the class frequencies of a run's data before rendering."""
+    sdef = parse_split(split)
+    idx = np.asarray(index, dtype=np.int64)
+    return _labels(spec, spec.concepts.n_classes, train_frequencies(spec), sdef, idx, split_key(spec, sdef))
+
+
+def _labels(
+    spec: WorldSpec, k: int, train_probs: np.ndarray, sdef: SetDef, idx: np.ndarray, key: int
+) -> np.ndarray:
     if sdef.classes != "train":
         return idx % k  # evaluation sets are class-balanced over the K evaluation classes
     # Training: trimmed one-shot classes take the first indices; the rest follow a Weyl sequence
@@ -151,7 +160,7 @@ def _labels(spec: WorldSpec, concepts: Concepts, sdef: SetDef, idx: np.ndarray, 
     m = len(shots)
     offset = uniform(key, np.zeros(1, dtype=np.int64), S.CLASS)[0, 0]
     u = np.mod((idx - m) * _WEYL + offset, 1.0)
-    label = categorical(u, concepts.train_probs)
+    label = categorical(u, train_probs)
     if m:
         label = np.where(idx < m, shots[np.minimum(idx, m - 1)], label)
     return label.astype(np.int64)
