@@ -8,23 +8,39 @@ from typing import Any
 
 from clipshift.cli.common import add_command, add_group, add_set_arg, emit_json, info
 
+_LIST_MAX = 24  # longer lists are cut in the text output (--json has everything)
 # the same as clipshift.world.export.FORMATS (a test checks); literal here so --help needs no torch
 EXPORT_FORMATS = ("imagefolder", "csv", "wds", "counteranimal", "imagenet-captions")
 
 
 def add_spec_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spec", metavar="FILE", help="world spec (YAML or JSON); default: the default world")
+    p.add_argument(
+        "--scale",
+        type=int,
+        metavar="K",
+        help="start from the K-class preset: superclasses, habitats, colours, patterns and sizes grown with "
+        "K (K ≤ 16: the default world with K classes); --spec and --set override it",
+    )
     add_set_arg(p, "backgrounds.rho=0.9")
 
 
 def load_spec(args: argparse.Namespace) -> Any:
     from clipshift import configio
     from clipshift.world import WorldSpec
+    from clipshift.world.hierarchy import scale_overrides
 
     data = configio.read_mapping(args.spec) if args.spec else {}
     data = data.get("world", data) if isinstance(data.get("world"), dict) else data
+    if getattr(args, "scale", None) is not None:
+        preset = scale_overrides(args.scale)
+        for block, values in data.items():  # the file's fields win over the preset's
+            preset[block] = {**preset[block], **values} if isinstance(preset.get(block), dict) else values
+        data = preset
     data = configio.apply_overrides(data, args.set)
     source = args.spec or "world spec"
+    if getattr(args, "scale", None) is not None:
+        source += f" (--scale {args.scale})"
     if args.set:
         source += " (with --set " + ", ".join(args.set) + ")"
     return configio.validate(WorldSpec, data, source)
@@ -53,7 +69,8 @@ def register(sub: Any) -> None:
         "spec",
         "print the full default spec (or a spec with overrides) as YAML",
         "Print a complete world spec, every field with its value: a starting point for your own.",
-        "  clipshift world spec > world.yaml\n  clipshift world spec --set concepts.n_classes=20 --json\n",
+        "  clipshift world spec > world.yaml\n  clipshift world spec --set concepts.n_classes=20 --json\n"
+        "  clipshift world spec --scale 1000 > imagenet-scale.yaml\n",
         _spec,
     )
     add_spec_args(p)
@@ -142,10 +159,11 @@ def _spec(args: argparse.Namespace) -> int:
     import yaml
 
     spec = load_spec(args)
+    every_field = spec.model_dump(mode="json", context={"complete": True})  # the scale fields too
     if args.json:
-        emit_json(spec.model_dump(mode="json"))
+        emit_json(every_field)
     else:
-        print(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False), end="")
+        print(yaml.safe_dump(every_field, sort_keys=False), end="")
     return 0
 
 
@@ -194,7 +212,18 @@ def _describe(args: argparse.Namespace) -> int:
         f"split {d['split']}: {d['n']} samples, {len(d['class_names'])} classes, "
         f"imbalance max/median {imbalance}"
     )
-    print("class counts: " + ", ".join(f"{n}={c}" for n, c in zip(d["class_names"], d["class_counts"])))
+    counts = [f"{n}={c}" for n, c in zip(d["class_names"], d["class_counts"])]
+    more = f", … ({len(counts) - _LIST_MAX} more)" if len(counts) > _LIST_MAX else ""
+    print("class counts: " + ", ".join(counts[:_LIST_MAX]) + more)
+    if "superclass_names" in d:
+        names, family = d["superclass_names"], d["superclass_of"]
+        members = [[c for c, f in zip(d["class_names"], family) if f == s] for s in range(len(names))]
+        print(f"superclasses: {len(names)}, {len(d['class_names']) / len(names):.1f} classes each")
+        for s in range(min(len(names), _LIST_MAX)):
+            kids = ", ".join(members[s][:6]) + (", …" if len(members[s]) > 6 else "")
+            print(f"  {names[s]} ({len(members[s])} classes, {d['superclass_counts'][s]} samples): {kids}")
+        if len(names) > _LIST_MAX:
+            print(f"  … ({len(names) - _LIST_MAX} more)")
     print(f"on the class's common background: {100 * d['common_fraction']:.1f} %")
     print("domain mix: " + ", ".join(f"{k} {100 * v:.1f} %" for k, v in d["domain_mix"].items()))
     for c in d["example_captions"]:

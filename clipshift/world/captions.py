@@ -8,13 +8,13 @@ import numpy as np
 
 from clipshift.world import shifts
 from clipshift.world.concepts import Concepts
-from clipshift.world.names import BACKGROUNDS, COLOURS, GENERIC_NOUNS, PATTERNS, SIZES
+from clipshift.world.names import ALL_COLOURS, ALL_PATTERNS, ALL_SIZES, GENERIC_NOUNS, habitat_table
 from clipshift.world.rng import uniform
 from clipshift.world.sampling import Factors, S
 from clipshift.world.spec import CaptionSpec
 
 TEMPLATES = ["a photo of a {}.", "a picture of a {}.", "an image of the {}.", "a {}."]
-_PATTERN_NAMES = list(PATTERNS)
+_PATTERN_NAMES = list(ALL_PATTERNS)
 
 
 def world_templates() -> list[str]:
@@ -26,8 +26,11 @@ def world_templates() -> list[str]:
 def captions(f: Factors, concepts: Concepts, spec: CaptionSpec, key: int) -> list[str]:
     """One caption per sample; deterministic in (key, index) like every other factor."""
     n = len(f)
-    u = uniform(key, f.index, S.CAPTION, 12)
+    u = uniform(key, f.index, S.CAPTION, 13)  # column 12: the superclass mention (0..11 as ever)
     annotated = set(spec.annotated())
+    habitats = habitat_table(int(f.background.max()) + 1) if n else []
+    family = concepts.superclass_of
+    kind_of = spec.superclass_prob > 0 and len(concepts.superclass_names) > 0
     # per domain code: the caption word and whether the colour can be seen (e.g. not in a sketch)
     words_of = [d.word for d in shifts.domains()]
     colour_seen = [shifts.colour_survives(d, f.corruption) for d in shifts.domain_names()]
@@ -40,6 +43,8 @@ def captions(f: Factors, concepts: Concepts, spec: CaptionSpec, key: int) -> lis
             noun = GENERIC_NOUNS[int(ui[1] * len(GENERIC_NOUNS)) % len(GENERIC_NOUNS)]
         else:
             noun = concepts.synonyms[label] if syn[0] else concepts.names[label]
+        if kind_of and ui[12] < spec.superclass_prob:
+            noun += f", a kind of {concepts.superclass_names[family[label]]}"
         if spec.level == "name":
             out.append(noun)
             continue
@@ -49,18 +54,20 @@ def captions(f: Factors, concepts: Concepts, spec: CaptionSpec, key: int) -> lis
         mention = ui[1:6] < spec.detail_prob  # size, pattern, colour, background, domain
         words: list[str] = []
         if "size" in annotated and mention[0]:
-            s = SIZES[int(f.size[i])]
+            s = ALL_SIZES[int(f.size[i])]
             words.append(s[1] if syn[1] else s[0])
         if "pattern" in annotated and mention[1]:
-            p = PATTERNS[_PATTERN_NAMES[int(f.pattern[i])]]
+            p = ALL_PATTERNS[_PATTERN_NAMES[int(f.pattern[i])]]
             words.append(p[1] if syn[2] else p[0])
         if "colour" in annotated and mention[2] and colour_seen[int(f.domain[i])]:
-            c = COLOURS[int(f.colour[i])]
+            c = ALL_COLOURS[int(f.colour[i])]
             words.append(c[1] if syn[3] else c[0])
         words.append(noun)
         text = ("an " if words[0][0] in "aeiou" else "a ") + " ".join(words)
         if "background" in annotated and mention[3]:
-            b = BACKGROUNDS[int(f.background[i])]
+            if "," in noun:  # "a red zorp, a kind of blorp, on snow": the aside closed before the habitat
+                text += ","
+            b = habitats[int(f.background[i])]
             text += f" on {b[1] if syn[4] else b[0]}"
         if "domain" in annotated and mention[4]:
             text += f", in a {words_of[int(f.domain[i])]}"
@@ -83,14 +90,19 @@ def describe_factors(f: Any, i: int, concepts: Concepts) -> dict[str, object]:
         "class": label,
         "class_name": concepts.names[label],
         "open_world": label >= concepts.n_classes,
-        "background": BACKGROUNDS[int(f.background[i])][0],
+        **(
+            {"superclass": concepts.superclass_names[concepts.superclass_of[label]]}
+            if concepts.superclass_names
+            else {}
+        ),
+        "background": habitat_table(int(f.background[i]) + 1)[-1][0],
         "common": bool(f.common[i]),
         "domain": shifts.domains()[int(f.domain[i])].name,
         "corruption": f.corruption,
         "severity": f.severity,
-        "colour": COLOURS[int(f.colour[i])][0],
+        "colour": ALL_COLOURS[int(f.colour[i])][0],
         "pattern": _PATTERN_NAMES[int(f.pattern[i])],
-        "size": SIZES[int(f.size[i])][0],
+        "size": ALL_SIZES[int(f.size[i])][0],
         "rotation_deg": round(float(np.rad2deg(f.rotation[i])), 2),
         "scale": round(float(f.scale[i]), 4),
     }

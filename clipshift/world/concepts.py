@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clipshift.world.names import COLOURS, PATTERNS, SIZES, generate_names
+from clipshift.world import hierarchy
+from clipshift.world.names import generate_names, vocabulary_words
+from clipshift.world.packing import pack
 from clipshift.world.rng import rng_for
 from clipshift.world.spec import WorldSpec
 
@@ -25,6 +27,8 @@ class Concepts:
     common_background: np.ndarray  # (K+O,) index of each concept's usual habitat
     train_probs: np.ndarray  # (K+O,) class frequencies of the training split
     n_classes: int
+    superclass_of: np.ndarray  # (K+O,) each concept's superclass; -1 without a hierarchy
+    superclass_names: list[str]  # (S,) empty without a hierarchy
 
     @property
     def n_total(self) -> int:
@@ -35,22 +39,48 @@ def build_concepts(spec: WorldSpec) -> Concepts:
     k = spec.concepts.n_classes
     o = spec.open_world.n_concepts
     total = k + o
+    d = spec.details
+    # worlds with larger vocabularies or a hierarchy keep every detail word out of their names (older
+    # worlds keep their names: they excluded only the original colours, which they still do)
+    vocab = (
+        vocabulary_words(d.n_colours, d.n_patterns, d.n_sizes, spec.backgrounds.n_backgrounds)
+        if spec.uses_scale_vocabulary()
+        else set()
+    )
     rng = rng_for(spec.seed, "concepts")
     if spec.concepts.names is not None:
-        names = list(spec.concepts.names) + generate_names(o, rng, set(spec.concepts.names))
+        names = list(spec.concepts.names) + generate_names(o, rng, set(spec.concepts.names) | vocab)
     else:
-        names = generate_names(total, rng)
-    synonyms = generate_names(total, rng_for(spec.seed, "synonyms"), set(names))
-
-    shape, elong = _shapes(total, spec.concepts.shape_complexity, rng_for(spec.seed, "shapes"))
-    c = spec.details
-    colour_probs = rng_for(spec.seed, "colours").dirichlet([c.colour_concentration] * len(COLOURS), total)
-    pattern_probs = rng_for(spec.seed, "patterns").dirichlet([c.pattern_concentration] * len(PATTERNS), total)
-    size_probs = rng_for(spec.seed, "sizes").dirichlet([c.size_concentration] * len(SIZES), total)
-
+        names = generate_names(total, rng, vocab)
+    synonyms = generate_names(total, rng_for(spec.seed, "synonyms"), set(names) | vocab)
+    family = hierarchy.superclass_assignment(spec)
+    h = spec.hierarchy
+    harmonics = spec.concepts.shape_complexity
     b = spec.backgrounds.n_backgrounds
-    habitat_order = rng_for(spec.seed, "habitats").permutation(b)
-    common = habitat_order[np.arange(total) % b]
+
+    if not h.superclasses:
+        shape, elong = _shapes(total, harmonics, rng_for(spec.seed, "shapes"))
+        colour_probs = rng_for(spec.seed, "colours").dirichlet([d.colour_concentration] * d.n_colours, total)
+        pattern_probs = rng_for(spec.seed, "patterns").dirichlet(
+            [d.pattern_concentration] * d.n_patterns, total
+        )
+        size_probs = rng_for(spec.seed, "sizes").dirichlet([d.size_concentration] * d.n_sizes, total)
+        habitat_order = rng_for(spec.seed, "habitats").permutation(b)
+        common = habitat_order[np.arange(total) % b]
+        superclass_names: list[str] = []
+    else:
+        protos, proto_elong = _shapes(h.superclasses, harmonics, rng_for(spec.seed, "superclass-shapes"))
+        shape, elong = hierarchy.sibling_shapes(spec, family, protos, proto_elong)
+        colour_probs = hierarchy.family_laws(spec, family, "colours", d.n_colours, d.colour_concentration)
+        pattern_probs = hierarchy.family_laws(spec, family, "patterns", d.n_patterns, d.pattern_concentration)
+        size_probs = hierarchy.family_laws(spec, family, "sizes", d.n_sizes, d.size_concentration)
+        common = hierarchy.family_habitats(spec, family)
+        taken = set(names) | set(synonyms) | vocab
+        superclass_names = (
+            list(h.names)
+            if h.names is not None
+            else generate_names(h.superclasses, rng_for(spec.seed, "superclass-names"), taken)
+        )
 
     return Concepts(
         names=names,
@@ -63,6 +93,8 @@ def build_concepts(spec: WorldSpec) -> Concepts:
         common_background=common,
         train_probs=train_frequencies(spec),
         n_classes=k,
+        superclass_of=family,
+        superclass_names=superclass_names,
     )
 
 
@@ -101,27 +133,26 @@ def _shapes(n: int, harmonics: int, rng: np.random.Generator) -> tuple[np.ndarra
     """Distinct silhouettes: random Fourier radius profiles, kept only if far from earlier ones.
 
     Low harmonics get larger amplitudes so silhouettes stay blob-like and recognisable at 32 px;
-    rejection sampling keeps every pair of classes at least `min_dist` apart in coefficient space.
+    rejection sampling keeps every pair of classes at least 0.32 apart in (coefficients, elongation - 1),
+    the distance shrinking by 0.9 after every 200 n + 1 candidates (very many classes: what the space
+    allows). `packing.pack` makes exactly the decisions of the original candidate-by-candidate loop on
+    the same draws (each candidate: J amplitudes, J phases, one elongation), so shapes are unchanged.
     """
     decay = 1.0 / np.arange(1, harmonics + 1) ** 0.6
-    shapes: list[np.ndarray] = []
-    elong: list[float] = []
-    min_dist = 0.32
-    tries = 0
-    while len(shapes) < n:
-        amp = rng.uniform(0.0, 0.32, harmonics) * decay
-        phase = rng.uniform(0, 2 * np.pi, harmonics)
-        coef = np.stack([amp * np.cos(phase), amp * np.sin(phase)], axis=1)
-        e = float(rng.uniform(0.7, 1.3))
-        vec = np.concatenate([coef.ravel(), [e - 1.0]])
-        tries += 1
-        if tries > 200 * n:  # very many classes: accept what the space allows
-            min_dist *= 0.9
-            tries = 0
-        if all(
-            np.linalg.norm(vec - np.concatenate([s.ravel(), [q - 1.0]])) >= min_dist
-            for s, q in zip(shapes, elong)
-        ):
-            shapes.append(coef)
-            elong.append(e)
-    return np.stack(shapes), np.asarray(elong)
+    dim = 2 * harmonics + 1
+
+    def draw(count: int) -> np.ndarray:
+        # one block of uniforms is the same stream as the loop's per-candidate uniform() calls, and
+        # low + (high - low) * u is the arithmetic numpy's uniform() does
+        u = rng.random((count, dim))
+        amp = 0.32 * u[:, :harmonics] * decay
+        phase = (2 * np.pi) * np.ascontiguousarray(u[:, harmonics : 2 * harmonics])
+        vec = np.empty((count, dim))
+        vec[:, 0 : 2 * harmonics : 2] = amp * np.cos(phase)
+        vec[:, 1 : 2 * harmonics : 2] = amp * np.sin(phase)
+        vec[:, -1] = (0.7 + (1.3 - 0.7) * u[:, 2 * harmonics]) - 1.0
+        return vec
+
+    vec = pack(n, draw, 0.32, 200 * n)
+    # e - 1 + 1 == e exactly for e in [0.7, 1.3] (Sterbenz: the subtraction was exact)
+    return vec[:, :-1].reshape(n, harmonics, 2), vec[:, -1] + 1.0

@@ -19,7 +19,9 @@ def describe_split(world: World, split: str, n: int) -> dict[str, Any]:
 
     `class_counts` covers every concept (the K evaluation classes, then the open-world concepts);
     `background_class_cooccurrence` is K x B over the evaluation classes only. `class_frequency_imbalance`
-    is max / median count over the evaluation classes that occur (None if none does).
+    is max / median count over the evaluation classes that occur (None if none does). A world with
+    superclasses adds `superclass_names`, `superclass_of` (per concept, open-world ones included) and
+    `superclass_counts` (samples per superclass).
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise UserError(f"number of samples n must be an integer ≥ 1, got {n!r}")
@@ -45,6 +47,18 @@ def describe_split(world: World, split: str, n: int) -> dict[str, Any]:
     present = class_counts[:k][class_counts[:k] > 0]
     imbalance = float(present.max() / np.median(present)) if len(present) else None
     head = world.factors(sdef, np.arange(min(5, n)))
+    family = world.concepts.superclass_of
+    hierarchy: dict[str, Any] = {}
+    if world.concepts.superclass_names:
+        hierarchy = {
+            "superclass_names": world.superclass_names,
+            "superclass_of": family.tolist(),
+            "superclass_counts": np.bincount(
+                family, weights=class_counts, minlength=len(world.superclass_names)
+            )
+            .astype(np.int64)
+            .tolist(),
+        }
     return {
         "spec": world.spec.model_dump(mode="json"),
         "split": split,
@@ -60,4 +74,5 @@ def describe_split(world: World, split: str, n: int) -> dict[str, Any]:
         "corruption": {"kind": sdef.corruption or "none", "severity": sdef.severity},
         "caption_level": world.spec.captions.level,
         "example_captions": world.captions(head),
+        **hierarchy,
     }

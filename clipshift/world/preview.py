@@ -49,6 +49,29 @@ def _pt_to_px(pt: float) -> float:
     return pt * DPI / 72.0
 
 
+def preview_classes(world: World, rows: int) -> np.ndarray:
+    """The classes the preview's rows show: 0..rows-1, or with superclasses up to 3 siblings of each
+    family in turn (families 0, 1, 2, ...), so siblings sit next to each other."""
+    k = world.concepts.n_classes
+    family = world.superclass_of
+    if family[0] < 0:
+        return np.arange(rows)
+    per = 3 if rows > 3 else rows
+    picked = [int(c) for f in range(family.max() + 1) for c in np.flatnonzero(family == f)[:per]]
+    chosen = set(picked)
+    rest = [c for c in range(k) if c not in chosen]
+    return np.asarray((picked + rest)[:rows], dtype=np.int64)
+
+
+def _row_info(world: World, cls: int) -> str:
+    """The grey lines under a row's class name: label, superclass, common habitat."""
+    habitat = world.background_names[int(world.concepts.common_background[cls])]
+    family = int(world.concepts.superclass_of[cls])
+    if family < 0:
+        return f"label {cls} · habitat: {habitat}"
+    return f"label {cls} · a kind of {world.superclass_names[family]}\nhabitat: {habitat}"
+
+
 def render_preview(world: World, out: Path, n_classes: int | None = None, scale: int = 3) -> Path:
     """Render the preview grid of `world` to `out` (PNG; with an `.svg` suffix, SVG plus a PNG beside it).
 
@@ -73,8 +96,9 @@ def render_preview(world: World, out: Path, n_classes: int | None = None, scale:
     if scale < 1:
         raise UserError(f"scale must be ≥ 1, got {scale}")
 
-    # render every column: indices 0..rows-1 are classes 0..rows-1
-    idx = np.arange(rows)
+    # render every column: evaluation index c is class c; a world with superclasses shows a few siblings
+    # of each of its first families, so the rows show what tells siblings apart
+    idx = preview_classes(world, rows)
     groups = columns()
     tiles: list[np.ndarray] = []  # per column: (rows, H, W, 3)
     captions: list[list[str]] = []
@@ -96,9 +120,15 @@ def render_preview(world: World, out: Path, n_classes: int | None = None, scale:
     row_px = tile_px + 6 + max_lines * line_px + _GAP_Y
 
     # row labels: user-given class names can be long; wrap them and widen the margin to fit
-    names = [textwrap.fill(world.class_names[r], 16) for r in range(rows)]
+    names = [textwrap.fill(world.class_names[c], 16) for c in idx]
     longest = max(len(line) for name in names for line in name.split("\n"))
-    left_px = max(_LEFT_PX, int(20 + 0.68 * _pt_to_px(_ROW_PT) * longest))
+    infos = [_row_info(world, int(c)) for c in idx]
+    longest_info = max(len(line) for info in infos for line in info.split("\n"))
+    left_px = max(
+        _LEFT_PX,
+        int(20 + 0.68 * _pt_to_px(_ROW_PT) * longest),
+        int(20 + 0.56 * _pt_to_px(_CAPTION_PT + 0.5) * longest_info),
+    )
     width = left_px + n_cols * col_px + (n_cols - 1) * _GAP_X + 16
     height = _TOP_PX + rows * row_px + _BOTTOM_PX
     fig = plt.figure(figsize=(width / DPI, height / DPI), dpi=DPI, facecolor="white")
@@ -113,8 +143,11 @@ def render_preview(world: World, out: Path, n_classes: int | None = None, scale:
         return left_px + c * (col_px + _GAP_X)
 
     spec = world.spec
+    families = len(world.superclass_names)
     title = (
-        f"clipshift world · seed {spec.seed} · {k} classes · {spec.backgrounds.n_backgrounds} backgrounds "
+        f"clipshift world · seed {spec.seed} · {k} classes"
+        + (f" in {families} superclasses" if families else "")
+        + f" · {spec.backgrounds.n_backgrounds} backgrounds "
         f"(ρ = {spec.backgrounds.rho:g}) · {spec.image_size} px · captions: {spec.captions.level}"
     )
     fig.text(fx(12), fy(10), title, fontsize=_TITLE_PT, weight="bold", va="top", ha="left")
@@ -141,10 +174,8 @@ def render_preview(world: World, out: Path, n_classes: int | None = None, scale:
             fig.text(fx(xc), fy(_TOP_PX - 8), header, fontsize=_HEADER_PT, ha="center", va="baseline")
         c0 += len(cols)
 
-    habitats = world.background_names
     for r in range(rows):
         y_top = _TOP_PX + r * row_px
-        common_bg = habitats[int(world.concepts.common_background[r])]
         fig.text(
             fx(10),
             fy(y_top + tile_px / 2 - 1),
@@ -158,7 +189,7 @@ def render_preview(world: World, out: Path, n_classes: int | None = None, scale:
         fig.text(
             fx(10),
             fy(y_top + tile_px / 2 + 3),
-            f"label {r} · habitat: {common_bg}",
+            infos[r],
             fontsize=_CAPTION_PT + 0.5,
             color="0.35",
             ha="left",

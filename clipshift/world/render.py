@@ -19,7 +19,7 @@ import torch
 
 from clipshift.world import shifts
 from clipshift.world.concepts import Concepts
-from clipshift.world.names import BACKGROUNDS, COLOURS, PATTERNS
+from clipshift.world.names import ALL_COLOURS, PATTERNS, habitat_table
 from clipshift.world.rng import rng_for
 from clipshift.world.sampling import Factors
 from clipshift.world.shifts import Scene
@@ -44,7 +44,9 @@ class Renderer:
         self.px = 2.0 / n
         self.shape = torch.tensor(concepts.shape, dtype=torch.float32)
         self.elong_sqrt = torch.tensor(concepts.elongation, dtype=torch.float32).sqrt()
-        self.colours = torch.tensor([c[2] for c in COLOURS], dtype=torch.float32)
+        self.colours = torch.tensor(
+            [c[2] for c in ALL_COLOURS[: spec.details.n_colours]], dtype=torch.float32
+        )
         # radius profile basis: cos/sin of harmonics 2..J+1 at the centres of the angle bins
         th = (torch.arange(ANGLE_BINS, dtype=torch.float32) + 0.5) / ANGLE_BINS * 2 * math.pi - math.pi
         harm = torch.arange(2, 2 + self.shape.shape[1], dtype=torch.float32)
@@ -52,9 +54,16 @@ class Renderer:
         self.sin_basis = torch.sin(harm[:, None] * th[None])
         # banks: enough variants that a small net cannot memorise them, small enough to stay in cache
         self.variants = max(4, min(48, int(48 * (32 / n) ** 2)))
+        # beyond the 16 named habitats, fewer variants each: the bank stays the size of 16 habitats' (or
+        # 8 variants), a few MB that gathers keep in cache
+        nb = spec.backgrounds.n_backgrounds
+        self.bg_variants = self.variants if nb <= 16 else max(8, self.variants * 16 // nb)
         rng = rng_for(spec.seed, "banks")
-        self.bg_bank, self.bg_mean = _background_bank(spec, self.xx, self.yy, self.variants, rng)
+        self.bg_bank, self.bg_mean = _background_bank(spec, self.xx, self.yy, self.bg_variants, rng)
         self.pattern_bank = _pattern_bank(self.xx, self.yy, self.variants, rng)
+        if spec.details.n_patterns > len(PATTERNS):  # a second stream: the original banks' draws stay
+            extra = _extra_patterns(self.xx, self.yy, self.variants, rng_for(spec.seed, "banks-extra"))
+            self.pattern_bank = torch.cat([self.pattern_bank, extra])[: spec.details.n_patterns]
         g = torch.Generator().manual_seed(int(rng.integers(2**62)))
         self.noise_bank = torch.randn(self.variants, 3, n, n, generator=g)
 
@@ -109,7 +118,8 @@ class Renderer:
         light = 1.0 + (t["light"][:, 0].view(n, 1, 1) * u + t["light"][:, 1].view(n, 1, 1) * w) * (0.25 / 1.5)
         fill = (col * (1 - 0.55 * pat).unsqueeze(1) + (0.12 * pat).unsqueeze(1)) * light.unsqueeze(1)
 
-        bvar = (t["bg_texture"][:, 0] * v).long().clamp_(max=v - 1)
+        bv = self.bg_variants
+        bvar = (t["bg_texture"][:, 0] * bv).long().clamp_(max=bv - 1)
         bg = self.bg_bank[t["background"], bvar] * (1 + t["bg_texture"][:, 3]).view(n, 1, 1, 1)
         m = mask.unsqueeze(1)
         out = torch.lerp(bg, fill, m)
@@ -142,8 +152,7 @@ def _background_bank(
     sal = spec.backgrounds.salience
     grey = torch.tensor([0.5, 0.5, 0.5])
     bank = torch.empty(nb, variants, 3, *x.shape)
-    for b in range(nb):
-        _, _, ca, cb, kind, fr = BACKGROUNDS[b]
+    for b, (_, _, ca, cb, kind, fr) in enumerate(habitat_table(nb)):
         p1 = torch.tensor(rng.uniform(0, 2 * np.pi, variants), dtype=torch.float32).view(-1, 1, 1)
         p2 = torch.tensor(rng.uniform(0, 2 * np.pi, variants), dtype=torch.float32).view(-1, 1, 1)
         ang = torch.tensor(rng.uniform(-0.3, 0.3, variants), dtype=torch.float32).view(-1, 1, 1)
@@ -181,6 +190,27 @@ def _pattern_bank(x: torch.Tensor, y: torch.Tensor, variants: int, rng: np.rando
     out[1] = (s1 * 3).clamp(-1, 1) * 0.5 + 0.5
     out[2] = ((s1 * s2 - 0.45) * 6).clamp(0, 1)
     out[3] = (s1 * s2 * 4).clamp(-1, 1) * 0.5 + 0.5
+    return out
+
+
+def _extra_patterns(
+    x: torch.Tensor, y: torch.Tensor, variants: int, rng: np.random.Generator
+) -> torch.Tensor:
+    """(4, V, H, W) the patterns after the original four: zigzags, rings, marbling, grid."""
+    freq = torch.tensor(rng.uniform(8.0, 14.0, variants), dtype=torch.float32).view(-1, 1, 1)
+    ang = torch.tensor(rng.uniform(0, np.pi, variants), dtype=torch.float32).view(-1, 1, 1)
+    ph = torch.tensor(rng.uniform(0, 2 * np.pi, (2, variants)), dtype=torch.float32).view(2, -1, 1, 1)
+    centre = torch.tensor(rng.uniform(-0.5, 0.5, (2, variants)), dtype=torch.float32).view(2, -1, 1, 1)
+    u = x * torch.cos(ang) + y * torch.sin(ang)
+    w = y * torch.cos(ang) - x * torch.sin(ang)
+    tri = 2 * torch.abs(torch.remainder(freq * w / (2 * math.pi) + ph[1] / (2 * math.pi), 1.0) - 0.5)
+    out = torch.empty(4, variants, *x.shape)
+    out[0] = (torch.sin(freq * u + 2.5 * tri + ph[0]) * 3).clamp(-1, 1) * 0.5 + 0.5
+    r = torch.sqrt((x - centre[0]) ** 2 + (y - centre[1]) ** 2)
+    out[1] = (torch.sin(freq * 1.3 * r + ph[0]) * 3).clamp(-1, 1) * 0.5 + 0.5
+    out[2] = 0.5 + 0.5 * torch.sin(0.6 * freq * u + 3.0 * torch.sin(0.45 * freq * w + ph[1]))
+    grid = (torch.sin(freq * u + ph[0]).abs() < 0.3) | (torch.sin(freq * w + ph[1]).abs() < 0.3)
+    out[3] = grid.float()
     return out
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from clipshift.world import shifts
 from clipshift.world.concepts import Concepts, train_frequencies, trimmed_classes
 from clipshift.world.evalsets import SetDef, parse_split
-from clipshift.world.names import SIZES
+from clipshift.world.names import ALL_SIZES
 from clipshift.world.rng import categorical, key_of, normal, uniform
 from clipshift.world.spec import WorldSpec
 
@@ -93,7 +93,7 @@ def sample_factors(spec: WorldSpec, concepts: Concepts, sdef: SetDef, index: np.
     colour = categorical(uniform(key, idx, S.COLOUR)[:, 0], concepts.colour_probs[label])
     pattern = categorical(uniform(key, idx, S.PATTERN)[:, 0], concepts.pattern_probs[label])
     size = categorical(uniform(key, idx, S.SIZE)[:, 0], concepts.size_probs[label])
-    size_factor = np.array([s[2] for s in SIZES])[size]
+    size_factor = np.array([s[2] for s in ALL_SIZES])[size]
 
     p = spec.pose
     if sdef.pose == "shift":
@@ -146,6 +146,12 @@ def split_labels(spec: WorldSpec, split: str, index: np.ndarray) -> np.ndarray:
     sdef = parse_split(split)
     idx = np.asarray(index, dtype=np.int64)
     return _labels(spec, spec.concepts.n_classes, train_frequencies(spec), sdef, idx, split_key(spec, sdef))
+
+
+def labels(spec: WorldSpec, concepts: Concepts, sdef: SetDef, index: np.ndarray) -> np.ndarray:
+    """The labels of samples `index` of a split alone (what `sample_factors` would draw), cheaply."""
+    idx = np.asarray(index, dtype=np.int64)
+    return _labels(spec, concepts.n_classes, concepts.train_probs, sdef, idx, split_key(spec, sdef))
 
 
 def _labels(

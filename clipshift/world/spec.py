@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from clipshift.world import shifts
-from clipshift.world.names import BACKGROUNDS
+from clipshift.world.names import ALL_COLOURS, ALL_PATTERNS, ALL_SIZES, MAX_HABITATS
 
 
 def _registered_domain(name: str) -> str:
@@ -65,10 +75,28 @@ class DetailSpec(_Strict):
     )
     pattern_concentration: float = Field(0.5, gt=0.0, le=100.0, description="same, for texture patterns")
     size_concentration: float = Field(1.0, gt=0.0, le=100.0, description="same, for sizes")
+    n_colours: int = Field(
+        10,
+        ge=2,
+        le=len(ALL_COLOURS),
+        description="colours in the vocabulary (the first 10 are the originals)",
+    )
+    n_patterns: int = Field(
+        4,
+        ge=1,
+        le=len(ALL_PATTERNS),
+        description="fill patterns (plain, striped, spotted, checked, then more)",
+    )
+    n_sizes: int = Field(3, ge=1, le=len(ALL_SIZES), description="sizes (small, medium, large, tiny, huge)")
 
 
 class BackgroundSpec(_Strict):
-    n_backgrounds: int = Field(10, ge=2, le=len(BACKGROUNDS), description="number of named backgrounds B")
+    n_backgrounds: int = Field(
+        10,
+        ge=2,
+        le=MAX_HABITATS,
+        description="number of backgrounds B: the 16 named habitats first, then generated two-word ones",
+    )
     rho: float = Field(
         0.0,
         ge=0.0,
@@ -109,6 +137,13 @@ class CaptionSpec(_Strict):
     missing_name_prob: float = Field(
         0.0, ge=0.0, le=1.0, description="probability the class name is missing (web alt-text)"
     )
+    superclass_prob: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="probability a caption also names the superclass ('a zorp, a kind of blorp'); "
+        "needs hierarchy.superclasses > 0",
+    )
 
     def annotated(self) -> list[str]:
         return list(self.details) if self.details is not None else LEVEL_DETAILS[self.level]
@@ -127,6 +162,43 @@ class OpenWorldSpec(_Strict):
     fraction: float = Field(0.0, ge=0.0, lt=1.0, description="fraction of training samples that show them")
 
 
+class HierarchySpec(_Strict):
+    superclasses: int = Field(
+        0,
+        ge=0,
+        le=100,
+        description="superclasses S: families of fine-grained sibling classes sharing a shape family, "
+        "typical habitats and detail laws (0 = no hierarchy); class k belongs to family k * S // K",
+    )
+    names: list[str] | None = Field(None, description="superclass names; generated from the seed if omitted")
+    sibling_spread: float = Field(
+        0.1,
+        gt=0.0,
+        le=0.3,
+        description="siblings' shapes lie within 1.5x this of their family's prototype and at least this far "
+        "apart (prototypes are at least 0.32 apart; an instance deforms its class shape by about 0.12 at "
+        "core_variation 0.35)",
+    )
+    habitats_per_superclass: int = Field(
+        3, ge=1, le=MAX_HABITATS, description="typical habitats of a family: a class's common habitat is one"
+    )
+    detail_inheritance: float = Field(
+        20.0,
+        gt=0.0,
+        le=1000.0,
+        description="Dirichlet concentration of each class's colour, pattern and size laws around its "
+        "family's (large: siblings share their family's laws)",
+    )
+
+
+# Fields added for worlds at scale. Left out of a spec's serialised form while they hold their defaults, so
+# an existing world's spec, and the run ids hashed from it, do not change (`complete=True` context: all).
+_SCALE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "details": {"n_colours": 10, "n_patterns": 4, "n_sizes": 3},
+    "captions": {"superclass_prob": 0.0},
+}
+
+
 class WorldSpec(_Strict):
     """Everything that defines a world; samples are deterministic in (spec, split, index)."""
 
@@ -142,6 +214,7 @@ class WorldSpec(_Strict):
     captions: CaptionSpec = CaptionSpec()
     frequency: FrequencySpec = FrequencySpec()
     open_world: OpenWorldSpec = OpenWorldSpec()
+    hierarchy: HierarchySpec = HierarchySpec()
 
     @field_validator("domains")
     @classmethod
@@ -160,3 +233,55 @@ class WorldSpec(_Strict):
                 f"= {self.concepts.n_classes}"
             )
         return self
+
+    @model_validator(mode="after")
+    def _hierarchy_fits(self) -> WorldSpec:
+        h = self.hierarchy
+        k = self.concepts.n_classes
+        if h.superclasses > k:
+            raise ValueError(f"hierarchy.superclasses = {h.superclasses} must be ≤ concepts.n_classes = {k}")
+        if h.names is not None:
+            if len(h.names) != h.superclasses:
+                raise ValueError(
+                    f"hierarchy.names has {len(h.names)} entries but superclasses is {h.superclasses}"
+                )
+            if len(set(h.names)) != len(h.names):
+                raise ValueError("hierarchy.names must be distinct")
+            clash = set(h.names) & set(self.concepts.names or ())
+            if clash:
+                raise ValueError(f"hierarchy.names {sorted(clash)} are also class names")
+        if h.superclasses and h.habitats_per_superclass > self.backgrounds.n_backgrounds:
+            raise ValueError(
+                f"hierarchy.habitats_per_superclass = {h.habitats_per_superclass} must be ≤ "
+                f"backgrounds.n_backgrounds = {self.backgrounds.n_backgrounds}"
+            )
+        if self.captions.superclass_prob and not h.superclasses:
+            raise ValueError("captions.superclass_prob > 0 needs hierarchy.superclasses > 0")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _omit_unused_scale_fields(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> Any:
+        data = handler(self)
+        if not isinstance(data, dict) or (info.context or {}).get("complete"):
+            return data
+        if self.hierarchy == HierarchySpec():
+            data.pop("hierarchy", None)
+        for block, defaults in _SCALE_DEFAULTS.items():
+            part = data.get(block)
+            if isinstance(part, dict):
+                for name, value in defaults.items():
+                    if part.get(name) == value:
+                        part.pop(name)
+        return data
+
+    def uses_scale_vocabulary(self) -> bool:
+        """Whether this world uses anything beyond the original vocabularies and the flat class list (its
+        generated names then also avoid every vocabulary word)."""
+        d = self.details
+        return bool(
+            self.hierarchy.superclasses
+            or (d.n_colours, d.n_patterns, d.n_sizes) != (10, 4, 3)
+            or self.backgrounds.n_backgrounds > 16
+        )

@@ -12,13 +12,15 @@ from functools import cached_property
 import numpy as np
 import torch
 
+from clipshift.world import hierarchy, shifts
 from clipshift.world.captions import captions, class_prompts, describe_factors
 from clipshift.world.concepts import Concepts, build_concepts
 from clipshift.world.evalsets import SetDef, parse_split
-from clipshift.world.names import BACKGROUNDS
+from clipshift.world.names import ALL_COLOURS, ALL_PATTERNS, ALL_SIZES, habitat_table
 from clipshift.world.render import Renderer
 from clipshift.world.sampling import Factors, sample_factors, split_key
 from clipshift.world.spec import WorldSpec
+from clipshift.world.stream import WorldStream
 
 DEFAULT_BATCH = 2048
 
@@ -41,7 +43,43 @@ class World:
 
     @property
     def background_names(self) -> list[str]:
-        return [b[0] for b in BACKGROUNDS[: self.spec.backgrounds.n_backgrounds]]
+        return [b[0] for b in habitat_table(self.spec.backgrounds.n_backgrounds)]
+
+    @property
+    def superclass_names(self) -> list[str]:
+        """The S superclass names (empty without a hierarchy)."""
+        return list(self.concepts.superclass_names)
+
+    @property
+    def superclass_of(self) -> np.ndarray:
+        """(K,) superclass of each evaluation class (-1 everywhere without a hierarchy)."""
+        return self.concepts.superclass_of[: self.concepts.n_classes].copy()
+
+    def siblings(self, label: int) -> np.ndarray:
+        """The other evaluation classes of `label`'s superclass (none without a hierarchy)."""
+        fam = self.superclass_of
+        if fam[label] < 0:
+            return np.zeros(0, dtype=np.int64)
+        out = np.flatnonzero(fam == fam[label])
+        return out[out != label]
+
+    def confusable(self, n: int) -> np.ndarray:
+        """(K, n) int64: each class's n most confusable classes, its siblings first, then the others,
+        nearest silhouette first within each group (the '1 vs N confusable classes' label sets)."""
+        k = self.concepts.n_classes
+        c = self.concepts
+        return hierarchy.confusable(c.shape[:k], c.elongation[:k], c.superclass_of[:k], n)
+
+    def detail_names(self) -> dict[str, list[str]]:
+        """The names of every factor's values in this world (code i of a factor is name i)."""
+        d = self.spec.details
+        return {
+            "background": self.background_names,
+            "domain": shifts.domain_names(),
+            "colour": [c[0] for c in ALL_COLOURS[: d.n_colours]],
+            "pattern": list(ALL_PATTERNS)[: d.n_patterns],
+            "size": [s[0] for s in ALL_SIZES[: d.n_sizes]],
+        }
 
     def factors(self, split: str | SetDef, index: np.ndarray) -> Factors:
         sdef = parse_split(split) if isinstance(split, str) else split
@@ -86,6 +124,11 @@ class World:
         bar.close()
         _release_freed_memory()
         return WorldSplit(self, split, images, GroundTruth.concat(parts, split), caps)
+
+    def stream(self, split: str, n: int, start: int = 0, with_captions: bool = True) -> WorldStream:
+        """Rows [start, start + n) of a split, rendered only when asked: `len`, `labels` (4 bytes a row),
+        `batch(rows) -> (uint8 images, captions)`. Bit for bit the rows `split(split, n)` would hold."""
+        return WorldStream(self, split, n, start=start, with_captions=with_captions)
 
     def class_prompts(self, templates: list[str] | None = None) -> list[list[str]]:
         return class_prompts(self.concepts, templates)
