@@ -16,6 +16,7 @@ def register(sub: Any) -> None:
         description="Benchmarks measured on this machine; figures go into BENCHMARKS.md with the command.",
         examples="  clipshift bench world\n  clipshift bench train\n  clipshift bench eval\n"
         "  clipshift bench demo\n"
+        "  clipshift bench learn\n"
         "  clipshift bench world --json\n",
     )
     p = add_command(
@@ -34,6 +35,7 @@ def register(sub: Any) -> None:
     _register_train(g)
     _register_eval(g)
     _register_demo(g)
+    _register_learn(g)
     p.add_argument("--n", type=int, default=50000, help="images per timed pass (default: %(default)s)")
     p.add_argument("--repeats", type=int, default=3, help="timed passes (default: %(default)s)")
     p.add_argument("--memory-n", type=int, default=100_000, help="size of the in-memory split measured")
@@ -164,6 +166,59 @@ def _demo(args: argparse.Namespace) -> int:
     if args.repeats < 1:
         raise UserError(f"--repeats must be ≥ 1, got {args.repeats}")
     print_figures(bench_demo(args.repeats), args.json)
+    return 0
+
+
+def _register_learn(g: Any) -> None:
+    p = add_command(
+        g,
+        "learn",
+        "does CLIP learn a 100-class world within 10 minutes on this machine? (zero-shot and supervised)",
+        "Train CLIP and the supervised model with their CPU recipes (`clipshift train --recipe`, listed "
+        "by `clipshift train --help`) on the default world with --classes classes and full captions, "
+        "then score both on the same class-balanced iid samples: CLIP zero-shot, the supervised model "
+        "by its head. Prints the accuracies (clip_zeroshot_acc_<K>cls, supervised_acc_<K>cls), each "
+        "training's wall time (rendering included) against --budget-s, samples/s, and the learning "
+        "curve (accuracy after 25/50/75/100 % of the samples, same evaluation samples).",
+        "  clipshift bench learn\n  clipshift bench learn --classes 10 --json\n"
+        "  clipshift bench learn --set data.n=100000   # a shorter run of the same recipes\n",
+        _learn,
+    )
+    p.add_argument("--classes", type=int, default=100, help="classes of the world (default: %(default)s)")
+    p.add_argument("--clip-recipe", default="clip-cpu", help="CLIP's recipe (default: %(default)s)")
+    p.add_argument(
+        "--supervised-recipe", default="supervised-cpu", help="the classifier's recipe (default: %(default)s)"
+    )
+    p.add_argument("--budget-s", type=float, default=600.0, help="training budget, s (default: %(default)s)")
+    p.add_argument("--eval-n", type=int, default=5000, help="iid evaluation samples (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    p.add_argument("--out", default=None, help="keep the two runs here (default: a temporary directory)")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="PATH=VALUE", help="override both recipes' setting"
+    )
+    p.add_argument("--json", action="store_true")
+
+
+def _learn(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from clipshift.bench.learn import bench_learn
+    from clipshift.errors import UserError
+
+    for flag in ("classes", "eval_n"):
+        if getattr(args, flag) < 2:
+            raise UserError(f"--{flag.replace('_', '-')} must be ≥ 2, got {getattr(args, flag)}")
+    figures = bench_learn(
+        classes=args.classes,
+        clip_recipe=args.clip_recipe,
+        supervised_recipe=args.supervised_recipe,
+        budget_s=args.budget_s,
+        eval_n=args.eval_n,
+        threads=args.threads,
+        out=Path(args.out) if args.out else None,
+        extra=tuple(args.set),
+    )
+    print_figures(figures, args.json)
     return 0
 
 

@@ -36,6 +36,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--config", metavar="FILE", help="run config (YAML/JSON); flags and --set override it")
     add_set_arg(p, "optim.lr=1e-3")
+    p.add_argument("--recipe", action=LazyHelp, help_from=_recipe_help)
     p.add_argument("--out", help="run directory (required unless --print-config)")
     p.add_argument("--objective", action=LazyHelp, help_from=_objective_help)
     p.add_argument("--model", help="open_clip architecture (default clipshift-rn-tiny)")
@@ -57,6 +58,13 @@ def _objective_help() -> str:
     return f"training objective: {', '.join(OBJECTIVES)} (default clip)"
 
 
+def _recipe_help() -> str:
+    from clipshift.train.recipes import RECIPES
+
+    listed = "; ".join(f"{r.name}: {r.summary}" for r in RECIPES.values())
+    return f"apply a named recipe over --config (flags and --set override it): {listed}"
+
+
 def load_train_config(args: argparse.Namespace) -> TrainConfig:
     from clipshift import configio
     from clipshift.data.config import parse_data_config, with_default_source
@@ -74,6 +82,10 @@ def load_train_config(args: argparse.Namespace) -> TrainConfig:
         "threads": args.threads,
     }
     sets = [f"{k}={v}" for k, v in shortcuts.items() if v is not None] + list(args.set)
+    if getattr(args, "recipe", None):
+        from clipshift.train.recipes import get_recipe
+
+        sets = get_recipe(args.recipe).overrides() + sets
     data = with_default_source(configio.apply_overrides(data, sets))
     source = args.config or "train config"
     if isinstance(data.get("data"), dict):

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 from torch import nn
 
 from clipshift.errors import UserError
@@ -42,6 +42,21 @@ class ModelConfig(BaseModel):
     )
     context_length: int | None = Field(None, ge=2, le=77, description="text tokens (None: default)")
     channels_last: bool = Field(True, description="NHWC image tensors (faster convolutions on CPU and GPU)")
+    init_temperature: float | None = Field(
+        None,
+        gt=0.01 - 1e-9,
+        le=1.0,
+        description="CLIP's initial softmax temperature (None: CLIP's 0.07); its inverse is the learnable "
+        "logit scale, clamped at 100 (temperature 0.01)",
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_temperature(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # left out at its default, so the run ids of configs that predate it do not change
+        data = handler(self)
+        if isinstance(data, dict) and data.get("init_temperature") is None:
+            data.pop("init_temperature", None)
+        return data
 
 
 # ----------------------------------------------------------------------------- configs
@@ -97,6 +112,8 @@ def open_clip_config(
             "model.tokenizer = 'vocab': the model needs the built VocabTokenizer (its vocab_size)"
         )
     base = _base_config(cfg.name)
+    if cfg.init_temperature is not None:
+        base["init_logit_scale"] = math.log(1 / cfg.init_temperature)
     if cfg.image_size is not None:
         base["vision_cfg"]["image_size"] = cfg.image_size
     text = base["text_cfg"]
