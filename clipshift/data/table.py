@@ -6,6 +6,7 @@ memory-mapped decoded-image cache for real data — so later epochs never decode
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +46,7 @@ class ImageTextTable:
     `n_eval_classes` form the evaluation label space (the world's open-world concepts come after)."""
 
     images: torch.Tensor | np.ndarray  # uint8 (N, 3, H, W); np.memmap for the decoded-image cache
-    captions: list[str]
+    captions: Sequence[str]  # a list; rendered per chunk when read for a streamed world split
     labels: np.ndarray  # int64 (N,), -1 = unknown
     class_names: list[str] = field(default_factory=list)
     source: str = ""
