@@ -160,3 +160,18 @@ def test_the_metric_goes_through_clipshift_eval_and_a_study(tmp_path, capsys, ob
     study = {(r.dataset, r.task): r.metrics for r in evaluate_run(run, cfg)}
     own = study["iid", doc["task"]]
     assert own["acc1_vs5_confusable"] == m["acc1_vs5_confusable"]
+
+
+def test_the_report_tables_the_metric_in_percent():
+    from clipshift.report.data import Run, StudyData
+    from clipshift.report.tables import metric_tables
+
+    runs, rows = [], []
+    for seed in (0, 1):
+        rid = f"clip-{seed}"
+        runs.append(Run(rid, {"objective.name": "clip"}, seed, "done"))
+        for metric, value in (("acc1", 0.5), ("acc1_vs20_confusable", 0.75 + 0.01 * seed)):
+            rows.append({"run_id": rid, "eval_set": "iid", "metric": metric, "class_id": -1, "value": value})
+    tables = {t.title: t for t in metric_tables(StudyData("s", {}, runs, rows))}
+    table = tables["acc1_vs20_confusable (%)"]
+    assert table.columns[-1] == "iid" and table.rows[0][-1].startswith("75.5")

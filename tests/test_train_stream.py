@@ -41,6 +41,11 @@ def test_a_streamed_table_has_the_in_memory_tables_rows():
     assert streamed.captions[5:9] == held.captions[5:9] and streamed.captions[-1] == held.captions[-1]
     assert list(streamed.captions) == held.captions
     assert torch.equal(streamed.images[rows[:3]], held.images[torch.as_tensor(rows[:3])])
+    assert torch.equal(streamed.images[-1], held.images[-1]) and torch.equal(
+        streamed.images[4:9], held.images[4:9]
+    )
+    with pytest.raises(IndexError):
+        streamed.images[[300]]
     assert held.facts is not None and streamed.facts is not None
     for k, v in held.facts.codes.items():
         assert np.array_equal(streamed.facts.codes[k], v), k

@@ -3,10 +3,10 @@
 `StreamedTable` is an `ImageTextTable` over a `WorldStream`: `batch(rows)` renders exactly those rows
 (bit for bit the rows of the in-memory split, so a streamed run has the in-memory run's weights), and what
 the training loop and the run's checks read without images is known cheaply: labels from the class draw
-alone (8 bytes a row), the factors the checks measure (`facts`, 6 bytes a row, one pass of the factor
-sampler, no pixel), and captions rendered per chunk when asked (`StreamCaptions`). Memory is O(rows)
-in those few bytes, not in pixels: 10 M rows of 32 px images would be 31 GB in memory, and are about
-140 MB streamed.
+alone (12 bytes a row: the stream's and the table's), the factors the checks measure (`facts`, 6 bytes a
+row, one pass of the factor sampler, no pixel), and captions rendered per chunk when asked
+(`StreamCaptions`). Memory is O(rows) in those few bytes, not in pixels: 10 M rows of 32 px images would
+be 31 GB in memory, and are about 180 MB streamed.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ class StreamCaptions(Sequence[str]):
     def __getitem__(self, i: slice) -> list[str]: ...
     def __getitem__(self, i: int | slice) -> str | list[str]:
         if isinstance(i, slice):
-            return self._of(np.arange(len(self))[i])
+            r = range(len(self))[i]  # no array of every row: a slice costs its own rows only
+            return self._of(np.arange(r.start, r.stop, r.step, dtype=np.int64))
         n = len(self)
         if not -n <= i < n:
             raise IndexError(f"caption {i} of {n}")
@@ -76,11 +77,17 @@ class StreamImages:
         return self.shape[0]
 
     def __getitem__(self, idx: Any) -> torch.Tensor:
-        r = np.arange(self.shape[0])[np.asarray(idx)]
-        one = r.ndim == 0
-        r = r.reshape(-1)
-        images, _ = self.stream.batch(r if self.rows is None else self.rows[r])
-        return images[0] if one else images
+        n = self.shape[0]
+        if isinstance(idx, slice):
+            s = range(n)[idx]
+            r = np.arange(s.start, s.stop, s.step, dtype=np.int64)
+        else:
+            r = np.asarray(idx.numpy() if isinstance(idx, torch.Tensor) else idx, dtype=np.int64)
+            if r.size and (r.min() < -n or r.max() >= n):
+                raise IndexError(f"rows must lie in [0, {n}), got {int(r.min())}..{int(r.max())}")
+            r = r % n
+        images, _ = self.stream.batch(r.reshape(-1) if self.rows is None else self.rows[r.reshape(-1)])
+        return images[0] if r.ndim == 0 else images
 
 
 class StreamedTable(ImageTextTable):
