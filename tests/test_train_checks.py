@@ -87,6 +87,17 @@ def test_caption_mentions_and_domain_mix_come_out_as_planted():
     assert named["data/same_class_pair_share"] == c["data/same_class_pair_share"]  # same data, same batches
 
 
+def test_checks_read_a_world_at_scale():
+    """Generated habitats and the extra colours, patterns and sizes of a world at scale have their words
+    (a caption names them as often as the level says)."""
+    from clipshift.world.hierarchy import scale_overrides
+
+    world = {**scale_overrides(400), "captions": {"level": "full", "detail_prob": 1.0}}
+    c = checks_of(world, 1024, batch_size=256)
+    for detail in ("class", "background", "colour", "pattern", "size"):
+        assert c[f"data/mention/{detail}"] == 1.0, detail
+
+
 def test_class_imbalance_and_batches():
     c = checks_of({"concepts": {"n_classes": 20}, "frequency": {"profile": "zipf", "alpha": 1.5}}, 2000)
     assert c["data/imbalance"] > 10 and c["data/gini"] > 0.5 and c["data/rows"] == 2000

@@ -87,6 +87,18 @@ def register(sub: Any) -> None:
     p.add_argument("--knn-k", type=int, default=20)
     p.add_argument("--group-by", default="background,domain", help="world factors for group accuracies")
     p.add_argument("--min-group-size", type=int, default=10)
+    p.add_argument(
+        "--confusable-n",
+        default="20",
+        metavar="N[,N…]",
+        help="also score acc1 against each class's N most confusable classes only (acc1_vs{N}_confusable; "
+        "'' for none; default: %(default)s)",
+    )
+    p.add_argument(
+        "--confusable",
+        metavar="FILE",
+        help="JSON {class name: [confusable class names]} for non-world datasets (world sets: the world's)",
+    )
     p.add_argument("--objectnet-mappings", metavar="DIR", help="ObjectNet's mappings/ folder")
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--threads", type=int, help="CPU threads")
@@ -145,6 +157,8 @@ def _eval(args: argparse.Namespace) -> int:
             "knn_k": args.knn_k,
             "min_group_size": args.min_group_size,
             "class_names": args.classnames,
+            "confusable_n": _ints(args.confusable_n, "--confusable-n"),
+            "confusable": args.confusable,
         },
         "clipshift eval",
     )
@@ -162,6 +176,15 @@ def _eval(args: argparse.Namespace) -> int:
         if args.out:
             info(f"wrote {args.out}")
     return 0
+
+
+def _ints(text: str, flag: str) -> list[int]:
+    from clipshift.errors import UserError
+
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"{flag}: expected integers separated by commas, got {text!r}") from None
 
 
 def _write(out: str, docs: list[dict[str, Any]]) -> None:

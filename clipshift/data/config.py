@@ -93,6 +93,10 @@ def source(cls: _D) -> _D:
     return cls
 
 
+# `stream: auto` streams a world split whose images would take more than this in memory
+STREAM_AUTO_BYTES = 2 * 2**30
+
+
 @source
 class WorldData(DataSource):
     """A split of the procedural world, rendered at the model's resolution."""
@@ -103,6 +107,22 @@ class WorldData(DataSource):
     world: WorldSpec = Field(default_factory=WorldSpec, description="the procedural world")
     split: str = Field("train", description="which split to render")
     n: int = Field(..., ge=1, description="number of samples (indices 0..n-1 of the split)")
+    stream: bool | Literal["auto"] = Field(
+        "auto",
+        description="render each batch's rows when the loop takes them instead of the whole split up front "
+        "(memory: a few bytes a row instead of 3 x image_size² for its image; the same rows bit for bit, "
+        "so the same weights, at the cost of rendering every epoch again). auto: stream when the images "
+        "would exceed 2 GiB (n x 3 x image_size² bytes: 699,051 rows at 32 px); changes no number, so it "
+        "is not part of a run's identity",
+    )
+
+    def streams(self) -> bool:
+        """Whether this split is streamed (`stream`, with auto decided by the images' size)."""
+        from clipshift.data.streamed import stream_bytes
+
+        if self.stream == "auto":
+            return stream_bytes(self.n, self.world.image_size) > STREAM_AUTO_BYTES
+        return self.stream
 
     @field_validator("split")
     @classmethod
@@ -124,7 +144,12 @@ class WorldData(DataSource):
                 f"data.world.image_size = {have} but the model takes {image_size} px images; "
                 f"set data.world.image_size={image_size} (the world renders at any size) or the model's size"
             )
-        return world_table(World(self.world).split(self.split, self.n, progress=progress))
+        world = World(self.world)
+        if self.streams():
+            from clipshift.data.streamed import StreamedTable
+
+            return StreamedTable(world.stream(self.split, self.n))
+        return world_table(world.split(self.split, self.n, progress=progress))
 
     def class_counts(self) -> np.ndarray | None:
         from clipshift.world.sampling import split_labels

@@ -181,8 +181,16 @@ def mention_rates(texts: Sequence[str], words: Mapping[str, Sequence[str | None]
     """`mention_rate` of several word columns at once (e.g. class name, background, colour per row), each
     text split into words once: the same numbers as `mention_rate` (a test checks), at a fraction of the
     cost on a whole training set."""
+    return {key: hits / n if n else float("nan") for key, (hits, n) in mention_counts(texts, words).items()}
+
+
+def mention_counts(
+    texts: Sequence[str], words: Mapping[str, Sequence[str | None]]
+) -> dict[str, tuple[int, int]]:
+    """For each word column, (rows whose text names the row's word, rows with a word): `mention_rates`'
+    numerator and denominator, so the rates of a data set seen in chunks add up exactly."""
     tokens: dict[str, frozenset[str]] = {}
-    out: dict[str, float] = {}
+    out: dict[str, tuple[int, int]] = {}
     for key, column in words.items():
         hits, n = 0, 0
         for text, word in zip(texts, column):
@@ -197,7 +205,7 @@ def mention_rates(texts: Sequence[str], words: Mapping[str, Sequence[str | None]
                 hits += w in toks
             else:  # a name with spaces or punctuation: the regex itself
                 hits += mention_rate([text], [word]) == 1.0
-        out[key] = hits / n if n else float("nan")
+        out[key] = (hits, n)
     return out
 
 

@@ -6,6 +6,7 @@ memory-mapped decoded-image cache for real data — so later epochs never decode
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +46,7 @@ class ImageTextTable:
     `n_eval_classes` form the evaluation label space (the world's open-world concepts come after)."""
 
     images: torch.Tensor | np.ndarray  # uint8 (N, 3, H, W); np.memmap for the decoded-image cache
-    captions: list[str]
+    captions: Sequence[str]  # a list; rendered per chunk when read for a streamed world split
     labels: np.ndarray  # int64 (N,), -1 = unknown
     class_names: list[str] = field(default_factory=list)
     source: str = ""
@@ -136,17 +137,19 @@ def world_table(split: Any) -> ImageTextTable:
 def world_facts(truth: Any, common_background: np.ndarray) -> RowFacts:
     """The factors of a world split's ground truth (`GroundTruth`) with the words captions use for them."""
     from clipshift.world import shifts
-    from clipshift.world.names import BACKGROUNDS, COLOURS, PATTERNS, SIZES
+    from clipshift.world.names import ALL_COLOURS, ALL_PATTERNS, ALL_SIZES, MAX_HABITATS, habitat_table
 
     domains = shifts.domains()
+    # the whole vocabularies (code i is word i in every world), so a world at scale, with generated
+    # habitats and more colours, patterns and sizes, finds its words too
     words = {
-        "background": [b[0] for b in BACKGROUNDS],
-        "colour": [c[0] for c in COLOURS],
-        "pattern": [adjective for adjective, _ in PATTERNS.values()],  # what captions say: "striped"
-        "size": [s[0] for s in SIZES],
+        "background": [b[0] for b in habitat_table(MAX_HABITATS)],
+        "colour": [c[0] for c in ALL_COLOURS],
+        "pattern": [adjective for adjective, _ in ALL_PATTERNS.values()],  # what captions say: "striped"
+        "size": [s[0] for s in ALL_SIZES],
         "domain": [d.word for d in domains],
     }
-    names = {**words, "pattern": list(PATTERNS), "domain": [d.name for d in domains]}
+    names = {**words, "pattern": list(ALL_PATTERNS), "domain": [d.name for d in domains]}
     codes = {k: np.asarray(getattr(truth, k)) for k in words}
     codes["common"] = np.asarray(truth.common, dtype=bool)
     return RowFacts(codes, words, names, np.asarray(common_background, dtype=np.int64))

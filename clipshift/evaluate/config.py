@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
+
+# Fields added after run ids were first hashed from this section: left out of its serialised form while
+# they hold their defaults, so the ids of existing runs do not change (`complete=True` context: all).
+_LATER_DEFAULTS: dict[str, Any] = {"confusable_n": [20], "confusable": None}
 
 
 class EvalConfig(BaseModel):
@@ -52,6 +65,18 @@ class EvalConfig(BaseModel):
         "acc1@1.00): was it still learning? [] turns this off",
     )
     convergence_n: int = Field(1000, ge=1, description="samples of the first set for the convergence check")
+    confusable_n: list[int] = Field(
+        default_factory=lambda: [20],
+        description="also score top-1 accuracy against each class's N most confusable classes only "
+        "(acc1_vs{N}_confusable, CounterAnimal's '1 vs 20'; acc1 is its '1 vs all'), one metric per N: "
+        "world sets take the world's confusable classes (siblings first), other sets the `confusable` "
+        "mapping; N ≥ K - 1 equals acc1; [] turns this off",
+    )
+    confusable: Path | None = Field(
+        None,
+        description="JSON {class name: [confusable class names, most confusable first]} for non-world "
+        "sets (without it they get no acc1_vs{N}_confusable)",
+    )
 
     def task_names(self) -> list[str]:
         """The registered tasks this section asks for: zero-shot (a classifier's own head), then the
@@ -61,6 +86,22 @@ class EvalConfig(BaseModel):
             + (["linear_probe"] if self.linear_probe else [])
             + (["knn"] if self.knn else [])
         )
+
+    @field_validator("confusable_n")
+    @classmethod
+    def _ns(cls, v: list[int]) -> list[int]:
+        if any(n < 1 for n in v):
+            raise ValueError(f"every N must be ≥ 1, got {v}")
+        return sorted(set(v))
+
+    @model_serializer(mode="wrap")
+    def _omit_later_defaults(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and not (info.context or {}).get("complete"):
+            for name, default in _LATER_DEFAULTS.items():
+                if name in data and data[name] == default:
+                    data.pop(name)
+        return data
 
     @field_validator("convergence_points")
     @classmethod

@@ -12,6 +12,7 @@ from typing import Any, Literal
 import torch
 
 from clipshift.evaluate.config import EvalConfig
+from clipshift.evaluate.confusable import read_confusable
 from clipshift.evaluate.datasets import EvalData, load_eval_data
 from clipshift.evaluate.model import EvalModel, image_features
 from clipshift.evaluate.probeset import ProbeSet, half_probe, probe_set, world_probe_set
@@ -40,6 +41,7 @@ def evaluate_dataset(
     few_shot_k: int | None = None,
     knn_k: int = 20,
     min_group_size: int = 1,
+    confusable_n: Sequence[int] = (),
     progress: bool = False,
     name: str | None = None,
 ) -> tuple[list[EvalResult], torch.Tensor, torch.Tensor | None]:
@@ -50,13 +52,16 @@ def evaluate_dataset(
     answers with its head: task `classification`), `linear_probe`, `knn`, `retrieval` (csv: sets).
     Zero-shot always scores the whole set. A probe learns from `probe` when given, else from a stratified
     half of this set and scores the other half (its result's info names the split: `probe_train`,
-    `probe_test_n`)."""
+    `probe_test_n`). Each N of `confusable_n` adds `acc1_vs{N}_confusable` on a set with confusable
+    classes (`evaluate.confusable`)."""
     name = name or data.name
     entries = tasks_for(data, tasks)
     t0 = time.perf_counter()
     feats = image_features(model, data.images, batch_size, progress, desc=f"eval {name}")
     t_feats = time.perf_counter() - t0
-    ctx = TaskContext(model, data, name, feats, templates, probe, data, feats, knn_k, min_group_size)
+    ctx = TaskContext(
+        model, data, name, feats, templates, probe, data, feats, knn_k, min_group_size, tuple(confusable_n)
+    )
     if probe is None and any(t.needs_probe for t in entries):
         ctx.probe, ctx.probe_data, ctx.probe_features = half_probe(data, feats, name, few_shot_k)
     results: list[EvalResult] = []
@@ -81,6 +86,7 @@ def evaluate_model(
     few_shot_k: int | None = None,
     knn_k: int = 20,
     min_group_size: int = 1,
+    confusable_n: Sequence[int] = (),
     progress: bool = False,
 ) -> EvalResult:
     """One task on one set. Linear probe / kNN learn from `probe_data` (default: a stratified half of
@@ -91,7 +97,7 @@ def evaluate_model(
         probe = probe_set(model, probe_data, batch_size, few_shot_k, progress)
     results, _, _ = evaluate_dataset(
         model, data, [task], ts, batch_size=batch_size, probe=probe, few_shot_k=few_shot_k, knn_k=knn_k,
-        min_group_size=min_group_size, progress=progress,
+        min_group_size=min_group_size, confusable_n=confusable_n, progress=progress,
     )  # fmt: skip
     return results[0]
 
@@ -116,7 +122,9 @@ def evaluate_sets(
     given, else from `cfg.probe_n` fresh iid samples of `world`, else from half of each set. Results are
     named by their spec (`result_names='spec'`: a study's store keys on it) or by the dataset's own name
     (`'dataset'`: CLIP_benchmark's habit, the CLI's). The first result on `stats_set` also reports the
-    representation statistics (`nc1`, `prototype_coherence`)."""
+    representation statistics (`nc1`, `prototype_coherence`). The '1 vs N confusable' accuracies
+    (`cfg.confusable_n`) use a world set's own confusable classes, and on other sets the mapping of
+    `cfg.confusable` when given."""
     names = list(tasks) if tasks is not None else cfg.task_names()
     entries = [TASKS.get(t) for t in names]  # unknown names fail before any work
     templates = resolve_templates(cfg.templates)
@@ -134,10 +142,12 @@ def evaluate_sets(
     results: list[EvalResult] = []
     for spec in cfg.sets:
         data = load_eval_data(spec, model.image_size, **load_kw)
+        if cfg.confusable is not None and data.confusable is None and cfg.confusable_n and not data.retrieval:
+            data.confusable = read_confusable(cfg.confusable, data.class_names, data.labels)
         res, feats, protos = evaluate_dataset(
             model, data, names, templates, batch_size=cfg.batch_size, probe=probe,
             few_shot_k=cfg.few_shot_k, knn_k=cfg.knn_k, min_group_size=cfg.min_group_size,
-            progress=progress, name=spec if result_names == "spec" else None,
+            confusable_n=cfg.confusable_n, progress=progress, name=spec if result_names == "spec" else None,
         )  # fmt: skip
         if spec == stats_set and protos is not None and not data.retrieval:
             res[0].metrics.update(representation_metrics(feats, data.labels, len(data.class_names), protos))

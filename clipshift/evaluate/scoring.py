@@ -1,13 +1,15 @@
-"""One classification result from class scores: the metrics of `logits` on a set, and again on each of
-its class subsets (`subset/<name>/…`)."""
+"""One classification result from class scores: the metrics of `logits` on a set, its '1 vs N confusable'
+accuracies, and the metrics again on each of its class subsets (`subset/<name>/…`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
+from clipshift.evaluate.confusable import confusable_accuracy
 from clipshift.evaluate.datasets import EvalData
 from clipshift.evaluate.metrics import classification_metrics, collapse
 from clipshift.evaluate.result import EvalResult
@@ -20,9 +22,14 @@ def scored_result(
     data: EvalData,
     min_group_size: int = 1,
     info: dict[str, Any] | None = None,
+    confusable_n: Sequence[int] = (),
 ) -> EvalResult:
-    """Metrics of `logits` on `data`, plus the same metrics on every class subset (`subset/<name>/…`)."""
+    """Metrics of `logits` on `data`, `acc1_vs{N}_confusable` for each N of `confusable_n` when the set
+    has confusable classes, plus the metrics on every class subset (`subset/<name>/…`; not the
+    confusable ones, whose classes are those of the full label space)."""
     metrics, per_class, confusion = classification_metrics(logits, data.labels, data.groups, min_group_size)
+    if data.confusable is not None and confusable_n:
+        metrics.update(confusable_accuracy(logits, data.labels, data.confusable, confusable_n))
     n_classes = logits.shape[1]
     for sname, members in data.subsets.items():
         lut = np.full(n_classes, -1, dtype=np.int64)

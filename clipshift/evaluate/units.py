@@ -40,7 +40,12 @@ class MetricUnit:
 
 METRIC_UNITS: dict[str, MetricUnit] = {}
 # modules that emit metrics besides the task modules (whose registry imports them all)
-PRODUCERS = ("clipshift.evaluate.metrics", "clipshift.evaluate.representation", "clipshift.evaluate.checks")
+PRODUCERS = (
+    "clipshift.evaluate.metrics",
+    "clipshift.evaluate.confusable",
+    "clipshift.evaluate.representation",
+    "clipshift.evaluate.checks",
+)
 _loaded = False
 
 

@@ -31,7 +31,7 @@ true for the BPE vocabulary (EOT = 49407) and guaranteed by construction for ``V
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -185,13 +185,14 @@ class VocabTokenizer:
 def build_tokenizer(
     kind: Literal["openclip", "vocab"],
     context_length: int | None = None,
-    corpus: list[str] | None = None,
+    corpus: Iterable[str] | None = None,
 ) -> OpenClipTokenizer | VocabTokenizer:
-    """`vocab` needs the corpus (training captions + class names); `openclip` ignores it."""
+    """`vocab` needs the corpus (training captions + class names, read once: an iterator will do);
+    `openclip` ignores it."""
     if kind == "openclip":
         return OpenClipTokenizer(context_length)
     if kind == "vocab":
-        if not corpus:
+        if corpus is None or (isinstance(corpus, Sequence) and not corpus):
             raise UserError("tokenizer 'vocab' needs a corpus of captions to build its vocabulary from")
         return VocabTokenizer.build(corpus, context_length)
     raise UserError(f"unknown tokenizer {kind!r}; choose 'openclip' or 'vocab'")

@@ -14,6 +14,10 @@ with or without it (a test compares the weights).
 - training: the logit scale's trajectory and the loss at the start, at the end and its slope over the
   last fifth of training.
 The metric names and units are declared in `clipshift.evaluate.checks`.
+
+A streamed world split (`data.stream`) is measured exactly as a held one, on every row: labels and
+factor codes are held per row, and the texts are read in chunks (the captions rendered per chunk), so the
+memory is a few bytes a row plus the distinct texts, never the images.
 """
 
 from __future__ import annotations
@@ -48,18 +52,18 @@ def run_checks(
     """The run's checks as a flat {name: value} dict (NaN where a measure does not apply to the data)."""
     labels = np.asarray(table.labels, dtype=np.int64)
     n_classes = max(len(table.class_names), len(table.class_counts()))
-    texts = _texts(table, objective) if objective.model_kind == "clip" else None
-    codes = m.text_codes(texts) if texts is not None else None
-
     used = np.zeros(len(table), dtype=bool)
+    for batches in _epoch_batches(len(table), batch_size, per_epoch, epochs, seed):
+        used[batches.ravel()] = True
+    text = _text_measures(table, objective, used, labels) if objective.model_kind == "clip" else None
+
     per_step: dict[str, list[np.ndarray]] = {"classes": [], "pairs": [], "dups": []}
     objective_parts: list[dict[str, float]] = []
     for batches in _epoch_batches(len(table), batch_size, per_epoch, epochs, seed):
-        used[batches.ravel()] = True
         per_step["classes"].append(m.classes_per_batch(labels, batches))
         per_step["pairs"].append(m.same_class_pair_shares(labels, batches))
-        if codes is not None:
-            per_step["dups"].append(m.duplicate_caption_shares(codes, batches))
+        if text is not None:
+            per_step["dups"].append(m.duplicate_caption_shares(text[0], batches))
         # every epoch has the same number of steps: the mean of the epochs' step means is the run's
         objective_parts.append(objective.measures(labels, batches, n_classes))
 
@@ -78,9 +82,9 @@ def run_checks(
         "data/same_class_pair_share": _nanmean(pairs),
     }
     rows = np.flatnonzero(used)
-    if texts is not None:
+    if text is not None:
         out["data/duplicate_caption_share"] = float(np.mean(np.concatenate(per_step["dups"])))
-        out.update(_mentions(table, texts, rows, labels))
+        out.update(text[1])
     if table.facts is not None:
         out.update(_world_measures(table, rows, labels))
     out.update({k: float(np.mean([p[k] for p in objective_parts])) for k in objective_parts[0]})
@@ -94,28 +98,40 @@ def _epoch_batches(n: int, batch_size: int, per_epoch: int, epochs: int, seed: i
         yield epoch_order(n, seed, epoch)[: per_epoch * batch_size].reshape(per_epoch, batch_size)
 
 
-def _texts(table: ImageTextTable, objective: Objective[Any]) -> list[str]:
-    """What the objective feeds the text tower for each row. Every registered objective's texts are a
-    function of the row alone (caption, label, row number), so they are computed once per row."""
-    out: list[str] = []
+def _text_measures(
+    table: ImageTextTable, objective: Objective[Any], used: np.ndarray, labels: np.ndarray
+) -> tuple[np.ndarray, dict[str, float]]:
+    """The texts the objective feeds the text tower, seen chunk by chunk (a streamed table renders its
+    captions per chunk; none is kept): a code per row, equal exactly where the texts are equal (for the
+    duplicates per batch), and how often the texts of the rows used name the row's class (and, for world
+    data, its factors). Every registered objective's texts are a function of the row alone (caption,
+    label, row number), so they are computed once per row. Memory: 8 bytes a row and the distinct texts."""
+    index: dict[str, int] = {}
+    codes = np.empty(len(table), dtype=np.int64)
+    counts: dict[str, list[int]] = {}
     empty = torch.empty(0, dtype=torch.uint8)
     for lo in range(0, len(table), TEXT_CHUNK):
         idx = np.arange(lo, min(lo + TEXT_CHUNK, len(table)), dtype=np.int64)
         batch = Batch(
             images=empty,
-            texts=table.captions[lo : lo + len(idx)],
-            labels=torch.from_numpy(table.labels[idx].astype(np.int64)),
+            texts=list(table.captions[lo : lo + len(idx)]),
+            labels=torch.from_numpy(labels[idx]),
             index=torch.from_numpy(idx),
         )
-        out.extend(objective.texts(batch, table.class_names))
-    return out
+        texts = objective.texts(batch, table.class_names)
+        codes[idx] = [index.setdefault(t, len(index)) for t in texts]
+        keep = np.flatnonzero(used[idx])
+        chunk = m.mention_counts([texts[i] for i in keep.tolist()], _words(table, idx[keep], labels))
+        for k, (hits, n) in chunk.items():
+            total = counts.setdefault(k, [0, 0])
+            total[0] += hits
+            total[1] += n
+    rates = {f"data/mention/{k}": h / n if n else float("nan") for k, (h, n) in counts.items()}
+    return codes, rates
 
 
-def _mentions(
-    table: ImageTextTable, texts: list[str], rows: np.ndarray, labels: np.ndarray
-) -> dict[str, float]:
-    """How often the texts of the rows used name the row's class (and, for world data, its factors)."""
-    used = [texts[i] for i in rows.tolist()]
+def _words(table: ImageTextTable, rows: np.ndarray, labels: np.ndarray) -> dict[str, list[str | None]]:
+    """Each row's class name (and, for world data, the words of its factors), per column."""
     names = table.class_names
     y = labels[rows]
     columns: dict[str, list[str | None]] = {
@@ -126,7 +142,7 @@ def _mentions(
         for factor in ("background", "colour", "pattern", "size", "domain"):
             words = facts.words[factor]
             columns[factor] = [words[c] for c in facts.codes[factor][rows].tolist()]
-    return {f"data/mention/{k}": v for k, v in m.mention_rates(used, columns).items()}
+    return columns
 
 
 def _world_measures(table: ImageTextTable, rows: np.ndarray, labels: np.ndarray) -> dict[str, float]:

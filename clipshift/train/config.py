@@ -83,10 +83,16 @@ def snapshot_label(fraction: float) -> str:
 
 
 # Settings that cannot change a run's numbers: how often it logs and writes checkpoints (resume is
-# bit-exact), which snapshots of the model it keeps, and where decoded images are cached. A resumed run
-# may change them and a study's run id leaves them out. `threads` is not among them (see
-# TrainConfig.threads).
-NUMERICS_FREE: tuple[str, ...] = ("log_every", "checkpoint_every", "snapshots", "data.cache_dir")
+# bit-exact), which snapshots of the model it keeps, where decoded images are cached, and whether a world
+# split is streamed (the same rows bit for bit). A resumed run may change them and a study's run id leaves
+# them out. `threads` is not among them (see TrainConfig.threads).
+NUMERICS_FREE: tuple[str, ...] = (
+    "log_every",
+    "checkpoint_every",
+    "snapshots",
+    "data.cache_dir",
+    "data.stream",
+)
 
 
 def first_difference(

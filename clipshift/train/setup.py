@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -64,7 +65,7 @@ def build_setup(cfg: TrainConfig, table: ImageTextTable, ctx: RankContext, total
     model: nn.Module
     if objective.model_kind == "clip":
         corpus = (
-            table.captions + list(table.class_names) + objective.corpus(table.class_names)
+            itertools.chain(table.captions, table.class_names, objective.corpus(table.class_names))
             if cfg.model.tokenizer == "vocab"
             else None
         )

@@ -22,7 +22,9 @@ class EvalData:
     ObjectNet's classes), for sets whose label space is ImageNet's; None means "by class name, else
     by position". `subsets` name class groups on which metrics are reported again (`subset/<name>/…`):
     each entry is a list of super-classes, each a list of class ids (logits are max-collapsed).
-    Retrieval sets have `texts` and `image_text` (the text row of each image) instead of labels."""
+    Retrieval sets have `texts` and `image_text` (the text row of each image) instead of labels.
+    `confusable` lists each class's most confusable classes, most confusable first, -1 padding (C, M):
+    the '1 vs N confusable' accuracies (`evaluate.confusable`) are scored against its first N columns."""
 
     name: str
     images: Any  # uint8 (N, 3, S, S): a torch tensor or a (memory-mapped) numpy array
@@ -33,6 +35,7 @@ class EvalData:
     subsets: dict[str, list[list[int]]] = field(default_factory=dict)
     texts: list[str] | None = None
     image_text: np.ndarray | None = None
+    confusable: np.ndarray | None = None
     source: str = ""
     info: dict[str, Any] = field(default_factory=dict)
 
@@ -58,6 +61,7 @@ class EvalData:
             groups={k: (v[0][rows], v[1]) for k, v in self.groups.items()},
             columns=self.columns,
             subsets=self.subsets,
+            confusable=self.confusable,
             source=self.source,
             info={**self.info, "n": len(rows)},
         )

@@ -35,7 +35,8 @@ def world_set(
 ) -> EvalData:
     """Samples [start, start + n) of the world's set `name` (class-balanced for evaluation sets), with the
     ground-truth factors of `group_by` as groups. Rendered sets are kept in a small in-process cache,
-    so the runs of a study that share a world render each set once."""
+    so the runs of a study that share a world render each set once. Each class's confusable classes are
+    the world's whole ranking (`World.confusable(K - 1)`, whose first N columns are `World.confusable(N)`)."""
     import numpy as np
 
     from clipshift.world.evalsets import parse_split
@@ -67,6 +68,7 @@ def world_set(
         labels=truth.label.astype(np.int64),
         class_names=list(world.class_names),
         groups=groups,
+        confusable=world.confusable(k - 1) if k >= 2 else None,
         source=f"world:{name}",
         info={"n": int(n), "start": int(start), "n_classes": k},
     )

@@ -39,13 +39,14 @@ class TaskContext:
     probe_features: torch.Tensor
     knn_k: int = 20
     min_group_size: int = 1
+    confusable_n: tuple[int, ...] = ()  # the N of each '1 vs N confusable' accuracy
     prototypes: torch.Tensor | None = None  # left by the task that classifies with the model's own classes
 
     def score(self, task: str, logits: torch.Tensor, data: EvalData, info: dict[str, Any]) -> EvalResult:
         """The classification metrics of `logits` on `data` (and its class subsets)."""
         from clipshift.evaluate.scoring import scored_result
 
-        return scored_result(self.name, task, logits, data, self.min_group_size, info)
+        return scored_result(self.name, task, logits, data, self.min_group_size, info, self.confusable_n)
 
     def probe_info(self) -> dict[str, Any]:
         """What a probe learnt from and how many images it scored (a probe result's info)."""
