@@ -24,13 +24,15 @@ def scored_result(
     info: dict[str, Any] | None = None,
     confusable_n: Sequence[int] = (),
 ) -> EvalResult:
-    """Metrics of `logits` on `data`, `acc1_vs{N}_confusable` for each N of `confusable_n` when the set
-    has confusable classes, plus the metrics on every class subset (`subset/<name>/…`; not the
+    """Metrics of `logits` on `data`, `acc1_vs{N}_confusable` for each N of `confusable_n` below C − 1 when
+    the set has confusable classes, plus the metrics on every class subset (`subset/<name>/…`; not the
     confusable ones, whose classes are those of the full label space)."""
     metrics, per_class, confusion = classification_metrics(logits, data.labels, data.groups, min_group_size)
-    if data.confusable is not None and confusable_n:
-        metrics.update(confusable_accuracy(logits, data.labels, data.confusable, confusable_n))
     n_classes = logits.shape[1]
+    # N ≥ C − 1 puts every other class among the rivals: that is acc1 itself, not another metric
+    ns = [n for n in confusable_n if n < n_classes - 1]
+    if data.confusable is not None and ns:
+        metrics.update(confusable_accuracy(logits, data.labels, data.confusable, ns))
     for sname, members in data.subsets.items():
         lut = np.full(n_classes, -1, dtype=np.int64)
         for j, cols in enumerate(members):
