@@ -204,3 +204,29 @@ def test_report_json_gives_each_conclusion_a_status(tmp_path, capsys):
     assert main(["report", str(d)]) == 0
     assert "[WITHHELD] Withheld (dynamic_k=5 vs dynamic_k=3)" in capsys.readouterr().out
     assert all(math.isfinite(c.get("detectable", 0.0)) for c in out["conclusions"])
+
+
+def test_the_learning_check_reads_the_set_the_snapshots_were_scored_on(tmp_path):
+    """A study without `iid` (data diversity: its in-distribution set is `photo`): the learning and
+    convergence checks read `photo`, where the run scored its snapshots, not the alphabetically first
+    set (`corrupt-blur-3`, where every model is weak)."""
+    checks = {
+        "clip": {"objective/classes_scored_mean": 8.0},
+        "supervised": {"objective/classes_scored_mean": 10.0},
+    }
+    data = study(OBJ, ["clip", "supervised"], {"clip": 0.8, "supervised": 0.85}, {"clip": 0.3, "supervised": 0.5},
+                 checks, {"clip": 0.06})  # fmt: skip
+    rename = {"iid": "photo", "common": "photo-common"}
+    for r in data.rows:
+        r["eval_set"] = rename.get(r["eval_set"], r["eval_set"])
+    for rid in {r["run_id"] for r in data.rows}:  # a weak set that sorts first
+        data.rows.append({"run_id": rid, "class_id": -1, "eval_set": "corrupt-blur-3",
+                          "task": "classification", "metric": "acc1", "value": 0.12})  # fmt: skip
+    from clipshift.analysis.checks import ChecksSpec, learning_check
+
+    arms = {f"{o} runs": [r for r in data.runs if r.factors[OBJ] == o] for o in ("clip", "supervised")}
+    why = learning_check(data, arms, ChecksSpec())
+    assert why is not None and why.startswith(
+        "clip runs had not converged: photo accuracy was still rising by 6.0"
+    )
+    assert "not learned" not in why

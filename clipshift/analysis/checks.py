@@ -206,9 +206,12 @@ def _mean(v: list[float]) -> str:
 
 
 def own_accuracy(data: StudyData) -> tuple[str | None, dict[str, float]]:
-    """(evaluation set, run id -> the model's own top-1 accuracy there): `iid`, else the first set."""
+    """(evaluation set, run id -> the model's own top-1 accuracy there): `iid`, else the set the runs'
+    convergence check used (the first of their config's sets: the training distribution's own, such as
+    data-diversity's `photo`), else the first set by name."""
     sets = data.eval_sets()
-    for es in ["iid", *sets]:
+    checked = sorted({r["eval_set"] for r in data.rows if r.get("task") == CONVERGENCE})
+    for es in ["iid", *checked, *sets]:
         values = data.scalar(es, "acc1")
         if values:
             return es, values
@@ -242,6 +245,8 @@ def learning_check(data: StudyData, arms: Mapping[str, Sequence[Run]], spec: Che
     es, acc = own_accuracy(data)
     c = n_classes(data)
     gains = late_gain(data)
+    checked = sorted({r["eval_set"] for r in data.rows if r.get("task") == CONVERGENCE})
+    gain_set = checked[0] if len(checked) == 1 else "in-distribution"  # where the snapshots were scored
     problems = []
     for name, runs in arms.items():
         ids = [r.run_id for r in runs]
@@ -260,7 +265,7 @@ def learning_check(data: StudyData, arms: Mapping[str, Sequence[Run]], spec: Che
             epochs = _epochs(data, runs)
             per = f" ({400 * sum(g) / len(g) / epochs:.1f} points per epoch)" if epochs else ""
             problems.append(
-                f"{name} had not converged: {es} accuracy was still rising by {100 * sum(g) / len(g):.1f} "
+                f"{name} had not converged: {gain_set} accuracy was still rising by {100 * sum(g) / len(g):.1f} "
                 f"points over the last quarter of training{per}"
             )
     return "; ".join(problems) if problems else None
