@@ -214,8 +214,8 @@ def test_the_learning_check_reads_the_set_the_snapshots_were_scored_on(tmp_path)
         "clip": {"objective/classes_scored_mean": 8.0},
         "supervised": {"objective/classes_scored_mean": 10.0},
     }
-    data = study(OBJ, ["clip", "supervised"], {"clip": 0.8, "supervised": 0.85}, {"clip": 0.3, "supervised": 0.5},
-                 checks, {"clip": 0.06})  # fmt: skip
+    iid, counter = {"clip": 0.8, "supervised": 0.85}, {"clip": 0.3, "supervised": 0.5}
+    data = study(OBJ, ["clip", "supervised"], iid, counter, checks, {"clip": 0.06})
     rename = {"iid": "photo", "common": "photo-common"}
     for r in data.rows:
         r["eval_set"] = rename.get(r["eval_set"], r["eval_set"])

@@ -264,8 +264,9 @@ def learning_check(data: StudyData, arms: Mapping[str, Sequence[Run]], spec: Che
         if g and sum(g) / len(g) > spec.max_late_gain:
             epochs = _epochs(data, runs)
             per = f" ({400 * sum(g) / len(g) / epochs:.1f} points per epoch)" if epochs else ""
+            rise = 100 * sum(g) / len(g)
             problems.append(
-                f"{name} had not converged: {gain_set} accuracy was still rising by {100 * sum(g) / len(g):.1f} "
+                f"{name} had not converged: {gain_set} accuracy was still rising by {rise:.1f} "
                 f"points over the last quarter of training{per}"
             )
     return "; ".join(problems) if problems else None
