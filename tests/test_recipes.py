@@ -43,7 +43,7 @@ def test_init_temperature_is_bounded(bad, capsys):
 
 
 def test_bench_learn_reports_both_models_and_a_learning_curve(tmp_path, capsys):
-    argv = ["bench", "learn", "--classes", "4", "--eval-n", "80", "--threads", "1", "--json"]
+    argv = ["bench", "learn", "--classes", "4", "--eval-n", "80", "--threads", "1", "--json", "--quiet"]
     argv += ["--set", "data.n=2048", "--set", "optim.batch_size=64", "--out", str(tmp_path)]
     assert main(argv) == 0
     fig = json.loads(capsys.readouterr().out)

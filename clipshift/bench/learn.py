@@ -8,6 +8,7 @@ the training wall time against the budget, samples/s and the learning curve.
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,13 +26,15 @@ def bench_learn(
     threads: int | None = None,
     out: Path | None = None,
     extra: tuple[str, ...] = (),
+    progress: bool = True,
 ) -> dict[str, Any]:
-    """Train and score both recipes; `extra` are further `--set` overrides for both (e.g. data.n=…)."""
+    """Train and score both recipes; `extra` are further `--set` overrides for both (e.g. data.n=…).
+    Progress (a line per model, the training bar) goes to stderr."""
     figures: dict[str, Any] = {"classes": classes, "budget_s": budget_s}
     with tempfile.TemporaryDirectory(prefix="clipshift-bench-learn-") as tmp:
         root = Path(out) if out is not None else Path(tmp)
         for label, recipe in (("clip", clip_recipe), ("supervised", supervised_recipe)):
-            figures.update(_one(label, recipe, classes, eval_n, threads, root / label, extra))
+            figures.update(_one(label, recipe, classes, eval_n, threads, root / label, extra, progress))
     for label in ("clip", "supervised"):
         figures[f"{label}_within_budget"] = figures[f"{label}_train_wall_s"] <= budget_s
     return figures
@@ -45,6 +48,7 @@ def _one(
     threads: int | None,
     run_dir: Path,
     extra: tuple[str, ...],
+    progress: bool,
 ) -> dict[str, Any]:
     import torch
 
@@ -63,8 +67,9 @@ def _one(
     ]
     base: dict[str, Any] = {"threads": threads or torch.get_num_threads()}
     cfg = TrainConfig.model_validate(with_default_source(apply_overrides(base, sets)))
+    print(f"bench learn: {label} ({recipe_name}), {classes} classes", file=sys.stderr, flush=True)
     t = time.perf_counter()
-    record = train(cfg, run_dir, resume=False, progress=False)  # world data: one sample per row
+    record = train(cfg, run_dir, resume=False, progress=progress)  # world data: one sample per row
     wall = time.perf_counter() - t
     ecfg = EvalConfig(sets=["iid"], n_per_set=eval_n, convergence_points=list(CURVE), convergence_n=eval_n)
     results = evaluate_run(run_dir, ecfg)

@@ -189,6 +189,7 @@ def _register_learn(g: Any) -> None:
     p.add_argument(
         "--supervised-recipe", default="supervised-cpu", help="the classifier's recipe (default: %(default)s)"
     )
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.add_argument("--budget-s", type=float, default=600.0, help="training budget, s (default: %(default)s)")
     p.add_argument("--eval-n", type=int, default=5000, help="iid evaluation samples (default: %(default)s)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
@@ -217,6 +218,7 @@ def _learn(args: argparse.Namespace) -> int:
         threads=args.threads,
         out=Path(args.out) if args.out else None,
         extra=tuple(args.set),
+        progress=not args.quiet,
     )
     print_figures(figures, args.json)
     return 0
