@@ -1,9 +1,9 @@
 """Named training recipes: settings found to make a model learn the world on a small budget.
 
-A recipe is a partial run config (dotted overrides under the user's own), so `clipshift train --recipe
-clip-cpu` and a study's `base: {recipe: …}`-free YAML stay plain configs: what a recipe sets is visible in
-the run's config.yaml. Each recipe says what it was tuned for and what each setting bought; the figures
-are in BENCHMARKS.md ("Learning the world on a CPU", `clipshift bench learn`).
+A recipe is a list of dotted settings applied under the user's own flags and `--set` (`clipshift train
+--recipe clip-cpu`), so a run made with one is a plain config: what the recipe set is in its
+config.yaml. What each setting bought, and how far the recipes get, is in BENCHMARKS.md ("Learning a
+100-class world on a CPU", measured by `clipshift bench learn`).
 """
 
 from __future__ import annotations
