@@ -14,6 +14,7 @@ from clipshift.objectives import ObjectiveConfig, build_objective
 from clipshift.train import TrainConfig, train
 from clipshift.train import run as run_mod
 from clipshift.train.checks import run_checks
+from clipshift.train.data import epoch_order
 from clipshift.world import World, WorldSpec
 
 TINY = {
@@ -98,11 +99,22 @@ def test_checks_read_a_world_at_scale():
         assert c[f"data/mention/{detail}"] == 1.0, detail
 
 
+ZIPF20 = {"concepts": {"n_classes": 20}, "frequency": {"profile": "zipf", "alpha": 1.5}}
+
+
 def test_class_imbalance_and_batches():
-    c = checks_of({"concepts": {"n_classes": 20}, "frequency": {"profile": "zipf", "alpha": 1.5}}, 2000)
+    c = checks_of(ZIPF20, 2000)
     assert c["data/imbalance"] > 10 and c["data/gini"] > 0.5 and c["data/rows"] == 2000
-    assert 1 <= c["data/classes_per_batch_min"] <= c["data/classes_per_batch_mean"]
-    assert c["data/classes_per_batch_max"] <= 20
+    # the batches the loop takes (epoch_order, 31 steps of 64 per epoch, 2 epochs), counted by hand
+    labels = World(WorldSpec.model_validate(ZIPF20)).split("train", 2000).labels
+    per = [
+        len(set(labels[epoch_order(2000, 0, e)[i * 64 : (i + 1) * 64]].tolist()))
+        for e in range(2)
+        for i in range(2000 // 64)
+    ]
+    assert c["data/classes_per_batch_mean"] == pytest.approx(np.mean(per))
+    assert (c["data/classes_per_batch_min"], c["data/classes_per_batch_max"]) == (min(per), max(per))
+    assert max(per) < 20  # a Zipf batch of 64 misses rare classes
     # CLIP contrasts the batch: the classes it scores are the batch's distinct classes
     assert c["objective/classes_scored_mean"] == c["data/classes_per_batch_mean"]
     assert c["objective/scored_share"] == pytest.approx(c["data/classes_per_batch_mean"] / 20)
