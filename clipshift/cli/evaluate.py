@@ -28,8 +28,10 @@ def _description() -> str:
     tasks = "\n".join(f"  {t.name}: {t.help}" for t in TASKS)
     return (
         "Evaluate a model on one or more datasets. --model is a clipshift run directory (CLIP runs are "
-        "evaluated zero-shot, classifier runs with their own head), a checkpoint file, or ARCH:PATH for any "
-        "open_clip architecture with a local checkpoint (nothing is downloaded). The result JSON has "
+        "evaluated zero-shot, classifier runs with their own head), a checkpoint file, ARCH:PATH for any "
+        "open_clip architecture with a local checkpoint, an open_clip snapshot folder as the Hugging Face "
+        "hub keeps them (open_clip_config.json + open_clip_model.safetensors), or hf-hub:ORG/NAME from "
+        "the local Hugging Face cache (nothing is downloaded). The result JSON has "
         "CLIP_benchmark's fields (dataset, model, pretrained, task, metrics with acc1, acc5, "
         "mean_per_class_recall as fractions) plus per-class accuracy, prediction counts, the confusion "
         "matrix and per-group metrics.\n\n"
@@ -48,7 +50,11 @@ def register(sub: Any) -> None:
         EXAMPLES,
         _eval,
     )
-    p.add_argument("--model", required=True, help="run directory, checkpoint file, or ARCH:PATH")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="run directory, checkpoint file, ARCH:PATH, snapshot folder, or hf-hub:ORG/NAME (local cache)",
+    )
     p.add_argument("--pretrained", metavar="PATH", help="local checkpoint for --model ARCH")
     p.add_argument(
         "--dataset",

@@ -1,7 +1,10 @@
 """One checkpoint resolver: what a model spec names, and how to load it.
 
-A spec is a clipshift run directory (its `checkpoints/final.pt`), a checkpoint file, or `ARCH:PATH`
-(equivalently ARCH with `pretrained=PATH`) for any open_clip architecture with local weights. Files may
+A spec is a clipshift run directory (its `checkpoints/final.pt`), a checkpoint file, `ARCH:PATH`
+(equivalently ARCH with `pretrained=PATH`) for any open_clip architecture with local weights, an
+open_clip snapshot folder as the Hugging Face hub keeps them (`open_clip_config.json` +
+`open_clip_model.safetensors` or `open_clip_pytorch_model.bin`; read by open_clip's own `local-dir:`
+loader), or `hf-hub:ORG/NAME`, resolved from the local Hugging Face cache only. Files may
 be clipshift checkpoints (`{'state_dict', 'name', 'kind'}`), plain open_clip state dicts,
 open_clip_train checkpoints (`{'epoch', 'state_dict': {'module.…'}}`) or `.safetensors`; open_clip's own
 loader reads the last three, so they need the architecture from ARCH:PATH (or a run's saved config).
@@ -48,6 +51,7 @@ class ResolvedCheckpoint:
     arch: str  # open_clip architecture name
     arch_given: bool  # ARCH:PATH: built from open_clip's config of `arch`, not from a run's saved files
     run_dir: Path | None  # the run directory the spec named (None when it named a file)
+    snapshot: Path | None = None  # an open_clip snapshot folder (its config and weights file)
 
     @property
     def home(self) -> Path:
@@ -63,7 +67,13 @@ def resolve_checkpoint(spec: str | Path, pretrained: str | Path | None = None) -
     """The checkpoint `spec` names (see the module doc); reads only the file's header (memory-mapped).
     Every problem is a one-line UserError."""
     text = str(spec)
+    if text.startswith(HF_HUB) and pretrained is None:
+        folder = hf_cache_snapshot(text[len(HF_HUB) :])
+        return ResolvedCheckpoint(_snapshot_weights(folder), "clip", text, False, None, folder)
     p = Path(text).expanduser()
+    if pretrained is None and p.is_dir() and (p / SNAPSHOT_CONFIG).is_file():
+        folder = p.resolve()
+        return ResolvedCheckpoint(_snapshot_weights(folder), "clip", folder.name, False, None, folder)
     arch: str | None = None
     if pretrained is not None:
         arch, weights = text, str(pretrained)
@@ -72,6 +82,9 @@ def resolve_checkpoint(spec: str | Path, pretrained: str | Path | None = None) -
     if arch is not None:
         if arch not in list_models():
             raise UserError(f"unknown model {arch!r} (open_clip.list_models() lists every architecture)")
+        folder = Path(weights).expanduser()
+        if folder.is_dir() and (folder / SNAPSHOT_CONFIG).is_file():  # ARCH:SNAPSHOT_FOLDER
+            weights = str(_snapshot_weights(folder.resolve()))
         path = _check_pretrained(weights)
         assert path is not None
         kind, _ = _header(path)
@@ -85,6 +98,53 @@ def resolve_checkpoint(spec: str | Path, pretrained: str | Path | None = None) -
     kind, name = _header(ckpt)
     run_dir = p.resolve() if p.is_dir() else None
     return ResolvedCheckpoint(ckpt, kind, _arch(ckpt, kind, name), False, run_dir)
+
+
+HF_HUB = "hf-hub:"
+SNAPSHOT_CONFIG = "open_clip_config.json"
+SNAPSHOT_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")  # open_clip's order
+
+
+def _snapshot_weights(folder: Path) -> Path:
+    for name in SNAPSHOT_WEIGHTS:
+        if (folder / name).is_file():
+            return folder / name
+    raise UserError(f"{str(folder)!r}: {SNAPSHOT_CONFIG} but no weights ({' or '.join(SNAPSHOT_WEIGHTS)})")
+
+
+def hf_cache_dir() -> Path:
+    """The Hugging Face hub cache this process would read ($HF_HUB_CACHE, else $HF_HOME/hub, else
+    huggingface_hub's default), looked up at call time."""
+    import os
+
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def hf_cache_snapshot(repo: str) -> Path:
+    """The local snapshot folder of hub repo `ORG/NAME` (its `main` revision), from the cache only:
+    never a download. A repo not in the cache is one line naming the cache looked at."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    cache = hf_cache_dir()
+    if repo.count("/") != 1 or not all(repo.split("/")):
+        raise UserError(f"{HF_HUB}{repo}: expected hf-hub:ORG/NAME")
+    try:
+        folder = Path(snapshot_download(repo, cache_dir=str(cache), local_files_only=True))
+    except LocalEntryNotFoundError as e:
+        raise UserError(
+            f"{HF_HUB}{repo}: not in the local Hugging Face cache {str(cache)!r}; clipshift never "
+            f"downloads (fetch it first, e.g. `huggingface-cli download {repo}`, or give a local folder)"
+        ) from e
+    if not (folder / SNAPSHOT_CONFIG).is_file():
+        raise UserError(f"{HF_HUB}{repo}: its cached snapshot {str(folder)!r} has no {SNAPSHOT_CONFIG}")
+    return folder
 
 
 def _header(path: Path) -> tuple[Kind, str | None]:
@@ -140,6 +200,8 @@ def load_clip(spec: str | Path | ResolvedCheckpoint) -> tuple[nn.Module, Tokeniz
         raise UserError(
             f"{str(ck.path)!r} is a classifier checkpoint; a CLIP checkpoint (with a text tower) is needed"
         )
+    if ck.snapshot is not None:
+        return _load_snapshot(ck.snapshot)
     if ck.arch_given:
         tok = OpenClipTokenizer()
         return build_clip(ModelConfig(name=ck.arch, pretrained=str(ck.path)), tok), tok  # binds the context
@@ -157,6 +219,30 @@ def load_clip(spec: str | Path | ResolvedCheckpoint) -> tuple[nn.Module, Tokeniz
     except Exception as e:
         raise UserError(_mismatch_message(cfg, model_cfg, ck.path, e)) from e
     return model, tokenizer
+
+
+def _load_snapshot(folder: Path) -> tuple[nn.Module, Tokenizer]:
+    """An open_clip snapshot folder through open_clip's own `local-dir:` loader (its config, its
+    preprocessing, its weights), with open_clip's BPE tokenizer at the config's context length."""
+    import open_clip
+
+    from clipshift.models.registry import quiet_open_clip
+    from clipshift.models.trim import trim_text
+
+    text_cfg = json.loads((folder / SNAPSHOT_CONFIG).read_text()).get("model_cfg", {}).get("text_cfg", {})
+    if text_cfg.get("hf_tokenizer_name"):
+        raise UserError(
+            f"{str(folder)!r}: its text tower uses the Hugging Face tokenizer "
+            f"{text_cfg['hf_tokenizer_name']!r}, which clipshift does not load yet (only open_clip's BPE)"
+        )
+    try:
+        with quiet_open_clip():
+            model = open_clip.create_model(
+                f"local-dir:{folder}", output_dict=True, pretrained_image=False, pretrained_text=False
+            )
+    except Exception as e:
+        raise UserError(f"{str(folder)!r}: open_clip could not load this snapshot ({e})") from e
+    return trim_text(model), OpenClipTokenizer(int(text_cfg.get("context_length", 77)))
 
 
 def _run_model_config(home: Path, name: str) -> ModelConfig:
