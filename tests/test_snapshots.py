@@ -82,3 +82,39 @@ def test_a_snapshot_without_weights_is_one_line(tmp_path, source):
     (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg}))
     with pytest.raises(UserError, match=r"open_clip_config\.json but no weights"):
         open_model(folder)
+
+
+def openai_archive(path):
+    """A TorchScript archive in OpenAI's layout (what `RN50.pt` / `ViT-B-32.pt` are), from a tiny
+    random-initialised ViT CLIP with OpenAI's quick-GELU: `torch.jit.script` of open_clip's CLIP, whose
+    parameter names are OpenAI's."""
+    from open_clip.model import CLIP
+
+    torch.manual_seed(1)
+    model = CLIP(
+        embed_dim=32,
+        vision_cfg={"image_size": 32, "patch_size": 16, "width": 64, "layers": 1, "head_width": 64},
+        text_cfg={"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 1, "layers": 1},
+        quick_gelu=True,
+    ).eval()
+    with torch.no_grad():  # OpenAI released fp16 weights, and open_clip's builder casts to fp16 and back
+        for p in model.parameters():
+            p.copy_(p.half().float())
+    with pytest.warns(FutureWarning):  # torch deprecates TorchScript; OpenAI's archives are TorchScript
+        torch.jit.save(torch.jit.script(model), str(path))
+    return model
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_an_openai_torchscript_archive_loads_by_path_and_as_arch_path(tmp_path, capsys):
+    model = openai_archive(tmp_path / "ViT-B-32.pt")
+    for spec in (tmp_path / "ViT-B-32.pt", f"ViT-B-32:{tmp_path / 'ViT-B-32.pt'}"):
+        m = open_model(spec)
+        assert m.kind == "clip" and m.image_size == 32
+        assert m.mean == (0.48145466, 0.4578275, 0.40821073)  # OpenAI's preprocessing
+        same_features(model, m.module)
+    # a zip that is not a TorchScript archive still reads as a torch.save file
+    torch.save({"state_dict": {}}, tmp_path / "plain.pt")
+    from clipshift.models.checkpoints import is_torchscript
+
+    assert is_torchscript(tmp_path / "ViT-B-32.pt") and not is_torchscript(tmp_path / "plain.pt")

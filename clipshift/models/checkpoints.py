@@ -4,8 +4,9 @@ A spec is a clipshift run directory (its `checkpoints/final.pt`), a checkpoint f
 (equivalently ARCH with `pretrained=PATH`) for any open_clip architecture with local weights, an
 open_clip snapshot folder as the Hugging Face hub keeps them (`open_clip_config.json` +
 `open_clip_model.safetensors` or `open_clip_pytorch_model.bin`; read by open_clip's own `local-dir:`
-loader), or `hf-hub:ORG/NAME`, resolved from the local Hugging Face cache only. Files may
-be clipshift checkpoints (`{'state_dict', 'name', 'kind'}`), plain open_clip state dicts,
+loader), `hf-hub:ORG/NAME`, resolved from the local Hugging Face cache only, or an OpenAI TorchScript
+archive as OpenAI distributed them (`RN50.pt`, `ViT-B-32.pt`; the architecture is read off its weights).
+Files may be clipshift checkpoints (`{'state_dict', 'name', 'kind'}`), plain open_clip state dicts,
 open_clip_train checkpoints (`{'epoch', 'state_dict': {'module.…'}}`) or `.safetensors`; open_clip's own
 loader reads the last three, so they need the architecture from ARCH:PATH (or a run's saved config).
 Weights are local files only: a hub tag or URL is refused in one line, never fetched.
@@ -52,6 +53,7 @@ class ResolvedCheckpoint:
     arch_given: bool  # ARCH:PATH: built from open_clip's config of `arch`, not from a run's saved files
     run_dir: Path | None  # the run directory the spec named (None when it named a file)
     snapshot: Path | None = None  # an open_clip snapshot folder (its config and weights file)
+    torchscript: bool = False  # an OpenAI TorchScript archive
 
     @property
     def home(self) -> Path:
@@ -87,6 +89,8 @@ def resolve_checkpoint(spec: str | Path, pretrained: str | Path | None = None) -
             weights = str(_snapshot_weights(folder.resolve()))
         path = _check_pretrained(weights)
         assert path is not None
+        if is_torchscript(path):  # OpenAI's archive: its weights name the architecture, not ARCH
+            return ResolvedCheckpoint(path, "clip", arch, True, None, torchscript=True)
         kind, _ = _header(path)
         return ResolvedCheckpoint(path, kind, arch, True, None)
     if not p.exists():
@@ -95,6 +99,8 @@ def resolve_checkpoint(spec: str | Path, pretrained: str | Path | None = None) -
     if not ckpt.is_file():
         raise UserError(f"{text!r}: no checkpoint there (a run directory or a local .pt file)")
     ckpt = ckpt.resolve()
+    if is_torchscript(ckpt):
+        return ResolvedCheckpoint(ckpt, "clip", ckpt.stem, False, None, torchscript=True)
     kind, name = _header(ckpt)
     run_dir = p.resolve() if p.is_dir() else None
     return ResolvedCheckpoint(ckpt, kind, _arch(ckpt, kind, name), False, run_dir)
@@ -145,6 +151,16 @@ def hf_cache_snapshot(repo: str) -> Path:
     if not (folder / SNAPSHOT_CONFIG).is_file():
         raise UserError(f"{HF_HUB}{repo}: its cached snapshot {str(folder)!r} has no {SNAPSHOT_CONFIG}")
     return folder
+
+
+def is_torchscript(path: Path) -> bool:
+    """A TorchScript archive (a zip with `constants.pkl`, as OpenAI's `RN50.pt`), not a torch.save file."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as z:
+        return any(n.endswith("/constants.pkl") for n in z.namelist())
 
 
 def _header(path: Path) -> tuple[Kind, str | None]:
@@ -202,6 +218,8 @@ def load_clip(spec: str | Path | ResolvedCheckpoint) -> tuple[nn.Module, Tokeniz
         )
     if ck.snapshot is not None:
         return _load_snapshot(ck.snapshot)
+    if ck.torchscript:
+        return _load_torchscript(ck.path)
     if ck.arch_given:
         tok = OpenClipTokenizer()
         return build_clip(ModelConfig(name=ck.arch, pretrained=str(ck.path)), tok), tok  # binds the context
@@ -243,6 +261,27 @@ def _load_snapshot(folder: Path) -> tuple[nn.Module, Tokenizer]:
     except Exception as e:
         raise UserError(f"{str(folder)!r}: open_clip could not load this snapshot ({e})") from e
     return trim_text(model), OpenClipTokenizer(int(text_cfg.get("context_length", 77)))
+
+
+def _load_torchscript(path: Path) -> tuple[nn.Module, Tokenizer]:
+    """An OpenAI TorchScript archive: its state dict rebuilt as a plain open_clip CLIP by open_clip's
+    `build_model_from_openai_state_dict` (what `open_clip.load_openai_model` does, without its download
+    path), in fp32, with OpenAI's preprocessing and BPE tokenizer."""
+    from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+    from open_clip.model import build_model_from_openai_state_dict
+
+    from clipshift.models.trim import trim_text
+
+    try:
+        sd = dict(torch.jit.load(str(path), map_location="cpu").state_dict())
+        sd.pop("attn_mask", None)  # a derived buffer some exports keep; the builder makes its own
+        model = build_model_from_openai_state_dict(sd).float()
+    except Exception as e:
+        raise UserError(
+            f"{str(path)!r}: not an OpenAI CLIP TorchScript archive ({type(e).__name__}: {e})"
+        ) from e
+    model.visual.preprocess_cfg = {"mean": OPENAI_DATASET_MEAN, "std": OPENAI_DATASET_STD}
+    return trim_text(model), OpenClipTokenizer(int(model.context_length))
 
 
 def _run_model_config(home: Path, name: str) -> ModelConfig:
