@@ -205,12 +205,17 @@ def _mean(v: list[float]) -> str:
     return f"{sum(v) / len(v):.3g}" if v else "n/a"
 
 
+def convergence_sets(data: StudyData) -> list[str]:
+    """The evaluation sets the runs scored their snapshots on (the first set of each run's config)."""
+    return sorted({r["eval_set"] for r in data.rows if r.get("task") == CONVERGENCE})
+
+
 def own_accuracy(data: StudyData) -> tuple[str | None, dict[str, float]]:
     """(evaluation set, run id -> the model's own top-1 accuracy there): `iid`, else the set the runs'
     convergence check used (the first of their config's sets: the training distribution's own, such as
     data-diversity's `photo`), else the first set by name."""
     sets = data.eval_sets()
-    checked = sorted({r["eval_set"] for r in data.rows if r.get("task") == CONVERGENCE})
+    checked = convergence_sets(data)
     for es in ["iid", *checked, *sets]:
         values = data.scalar(es, "acc1")
         if values:
@@ -245,7 +250,7 @@ def learning_check(data: StudyData, arms: Mapping[str, Sequence[Run]], spec: Che
     es, acc = own_accuracy(data)
     c = n_classes(data)
     gains = late_gain(data)
-    checked = sorted({r["eval_set"] for r in data.rows if r.get("task") == CONVERGENCE})
+    checked = convergence_sets(data)
     gain_set = checked[0] if len(checked) == 1 else "in-distribution"  # where the snapshots were scored
     problems = []
     for name, runs in arms.items():

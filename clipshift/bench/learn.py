@@ -83,10 +83,10 @@ def _one(
         f"{label}_train_wall_s": round(wall, 1),  # rendering the data included
         f"{label}_samples": samples,
         f"{label}_samples_per_s": round(float(record.get("samples_per_s", samples / wall)), 1),
-        f"{label}_curve": {f"{int(f * samples)}": round(v, 4) for f, v in _points(curve, samples).items()},
+        f"{label}_curve": {f"{int(f * samples)}": round(v, 4) for f, v in _points(curve).items()},
     }
 
 
-def _points(curve: dict[str, float], samples: int) -> dict[float, float]:
+def _points(curve: dict[str, float]) -> dict[float, float]:
     """{fraction of training: acc1} from the convergence metrics acc1@0.25 … acc1@1.00."""
     return {float(k.split("@")[1]): v for k, v in sorted(curve.items()) if k.startswith("acc1@")}

@@ -140,18 +140,13 @@ def sample_factors(spec: WorldSpec, concepts: Concepts, sdef: SetDef, index: np.
     )
 
 
-def split_labels(spec: WorldSpec, split: str, index: np.ndarray) -> np.ndarray:
-    """The class of each sample of a split, as `sample_factors` draws it, without its other factors or
-    the world's shapes: how a study's plan knows the class frequencies of a run's data before rendering."""
-    sdef = parse_split(split)
+def split_labels(spec: WorldSpec, split: str | SetDef, index: np.ndarray) -> np.ndarray:
+    """The class of each sample `index` of a split, as `sample_factors` draws it, without its other
+    factors or the world's shapes: how a plan knows a run's class frequencies before rendering, and how
+    a streamed split knows its labels."""
+    sdef = parse_split(split) if isinstance(split, str) else split
     idx = np.asarray(index, dtype=np.int64)
     return _labels(spec, spec.concepts.n_classes, train_frequencies(spec), sdef, idx, split_key(spec, sdef))
-
-
-def labels(spec: WorldSpec, concepts: Concepts, sdef: SetDef, index: np.ndarray) -> np.ndarray:
-    """The labels of samples `index` of a split alone (what `sample_factors` would draw), cheaply."""
-    idx = np.asarray(index, dtype=np.int64)
-    return _labels(spec, concepts.n_classes, concepts.train_probs, sdef, idx, split_key(spec, sdef))
 
 
 def _labels(

@@ -15,7 +15,7 @@ import torch
 
 from clipshift.errors import UserError
 from clipshift.world.evalsets import SetDef, parse_split
-from clipshift.world.sampling import Factors, labels
+from clipshift.world.sampling import Factors, split_labels
 
 if TYPE_CHECKING:
     from clipshift.world.world import GroundTruth, World
@@ -56,7 +56,7 @@ class WorldStream:
             for lo in range(0, self.n, _LABEL_CHUNK):
                 hi = min(lo + _LABEL_CHUNK, self.n)
                 idx = np.arange(self.start + lo, self.start + hi)
-                out[lo:hi] = labels(self.world.spec, self.world.concepts, self.sdef, idx)
+                out[lo:hi] = split_labels(self.world.spec, self.sdef, idx)
             self._labels = out
         return self._labels
 
