@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from clipshift.analysis.paper import PaperClaim
+
 # Which classifier a result comes from: the model's own ("own": CLIP zero-shot, a classifier's head, and
 # retrieval) or a probe learnt on its frozen features. A probe's acc1 is not a zero-shot acc1.
 TaskKind = Literal["own", "linear_probe", "knn"]
@@ -73,6 +75,11 @@ class AnalysisBase(BaseModel):
     checks: ChecksSpec = Field(
         default_factory=ChecksSpec,
         description="manipulation and convergence checks made before a comparison is worded",
+    )
+    paper: PaperClaim | None = Field(
+        None,
+        description="a paper's finding about two levels of `compare`: each comparison of them says whether "
+        "it reproduced the claim (analysis.paper)",
     )
 
     def axis_filters(self) -> dict[str, dict[str, Any]]:

@@ -14,6 +14,7 @@ from clipshift.analysis.checks import Verdict, learning_check, manipulation_chec
 from clipshift.analysis.compare import Comparison, Estimate, LineReplicates, compare_levels
 from clipshift.analysis.data import Run, StudyData, label, matches, value_key, zipped_with
 from clipshift.analysis.finding import Finding, Table
+from clipshift.analysis.paper import judge
 
 S = TypeVar("S", bound=AnalysisBase)
 
@@ -144,23 +145,29 @@ class Context(Generic[S]):
 
         f = self.finding
         est = comp.diff if comp is not None else estimate
+        u = points(self.spec.metric) if units is None else units
         reason = self.withhold_reason(comp) if checked else None
         if reason is not None:
             subject = f"{comp.name} vs {comp.ref_name}" if comp is not None else "these runs"
-            f.conclude(f"Withheld ({subject}): {reason}.", False, Verdict("withheld", reason))
+            verdict = Verdict("withheld", reason)
+            f.conclude(f"Withheld ({subject}): {reason}.", False, verdict)
             f.details.append(f"Computed but not concluded ({subject}): {sentence}")
-            return
-        if supported:
-            f.conclude(sentence, True, Verdict("supported"))
-            return
-        mdd = est.detectable() if est is not None else math.nan
-        if math.isfinite(mdd):
-            u = points(self.spec.metric) if units is None else units
-            sentence = (
-                f"{sentence.rstrip('.')}. This design could have detected a difference of "
-                f"{num(mdd, 2 if not u else 1)}{' ' + u if u else ''} at 80 % power."
-            )
-        f.conclude(sentence, False, Verdict("not_supported", detectable=mdd))
+        elif supported:
+            verdict = Verdict("supported")
+            f.conclude(sentence, True, verdict)
+        else:
+            mdd = est.detectable() if est is not None else math.nan
+            if math.isfinite(mdd):
+                sentence = (
+                    f"{sentence.rstrip('.')}. This design could have detected a difference of "
+                    f"{num(mdd, 2 if not u else 1)}{' ' + u if u else ''} at 80 % power."
+                )
+            verdict = Verdict("not_supported", detectable=mdd)
+            f.conclude(sentence, False, verdict)
+        if comp is not None and self.spec.paper is not None:
+            judged = judge(self.spec.paper, comp.level, comp.ref, comp.diff.value, verdict, u)
+            if judged is not None:
+                f.paper.append(judged)
 
     def record(self, what: str, comp: Comparison, **extra: Any) -> None:
         self.finding.numbers.append(

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clipshift.analysis.checks import Verdict
+from clipshift.analysis.paper import PaperVerdict
 from clipshift.analysis.wording import NO_SUPPORT
 
 
@@ -44,6 +45,7 @@ class Finding:
     tables: list[Table] = field(default_factory=list)
     figures: list[Embedded] = field(default_factory=list)
     numbers: list[dict[str, Any]] = field(default_factory=list)  # machine-readable estimates
+    paper: list[PaperVerdict] = field(default_factory=list)  # the paper's claim against each comparison
 
     def conclude(self, sentence: str, supported: bool, verdict: Verdict | None = None) -> None:
         """Add a conclusion. Without a `verdict`, a supported one is `supported`; an unsupported one that
@@ -73,5 +75,6 @@ class Finding:
             "details": self.details,
             "notes": self.notes,
             "numbers": self.numbers,
+            "paper": [p.to_dict() for p in self.paper],
             "tables": [t.to_dict() for t in self.tables],
         }

@@ -36,6 +36,7 @@ def _demo(args: argparse.Namespace) -> int:
     if args.print_spec:
         print(DEMO_SPEC.read_text(), end="")
         return 0
+    from clipshift.cli.report import print_conclusions
     from clipshift.report import build_report
     from clipshift.study.runner import run_study
     from clipshift.world import World
@@ -50,7 +51,5 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"world preview: {preview}")
     print(f"study:         {out / 'study'}  ({summary.line()})")
     print(f"report:        {report.path}")
-    print("headlines:")
-    for sentence in report.headlines:
-        print(f"  - {sentence}")
+    print_conclusions(report, "headlines:")
     return 0 if summary.ok else 1

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clipshift.cli.common import add_command, emit_json, info
 from clipshift.errors import UserError
+
+if TYPE_CHECKING:
+    from clipshift.report.build import ReportSummary
 
 
 def register(sub: Any) -> None:
@@ -54,9 +57,7 @@ def _report(args: argparse.Namespace) -> int:
         print(f"report: {summary.path}")
         if summary.figure_files:
             print(f"figures: {len(summary.figure_files)} SVG files in {args.figures}")
-        mark = {"supported": "supported", "not_supported": "not supported", "withheld": "WITHHELD"}
-        for sentence, v in zip(summary.headlines, summary.verdicts):
-            print(f"  - [{mark.get(v.status, v.status)}] {sentence}")
+        print_conclusions(summary)
         for warning in summary.warnings:
             info(f"clipshift: {warning}")
     if args.open:
@@ -65,3 +66,22 @@ def _report(args: argparse.Namespace) -> int:
         if not webbrowser.open(Path(summary.path).resolve().as_uri()):
             info("no browser found to open the report")
     return 0
+
+
+MARKS = {"withheld": "WITHHELD", "not_tested": "NOT TESTED"}  # statuses that must stand out in a terminal
+
+
+def print_conclusions(summary: ReportSummary, heading: str | None = None) -> None:
+    """Each conclusion with its status, then each comparison against a paper's claim."""
+    if heading:
+        print(heading)
+    for sentence, v in zip(summary.headlines, summary.verdicts, strict=True):
+        print(f"  - [{_mark(v.status)}] {sentence}")
+    if summary.paper:
+        print("against the papers:")
+        for p in summary.paper:
+            print(f"  - [{_mark(p.status)}] {p.text}")
+
+
+def _mark(status: str) -> str:
+    return MARKS.get(status, status.replace("_", " "))

@@ -19,6 +19,7 @@ from clipshift.analysis.checks import Verdict
 from clipshift.analysis.data import StudyData, label, value_key
 from clipshift.analysis.finding import Finding, Table
 from clipshift.analysis.kinds.training_curves import curve_summary, curves_figure
+from clipshift.analysis.paper import PaperVerdict
 from clipshift.analysis.plots import embed
 from clipshift.report.data import read_study_dir
 from clipshift.report.findings import findings
@@ -39,6 +40,11 @@ class ReportSummary:
     warnings: list[str] = field(default_factory=list)  # about the study's design or data
     figure_files: list[Path] = field(default_factory=list)  # with build_report(figures_dir=...)
 
+    @property
+    def paper(self) -> list[PaperVerdict]:
+        """Each comparison judged against its analysis's `paper:` claim, in report order."""
+        return [p for f in self.findings for p in f.paper]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "path": str(self.path),
@@ -50,6 +56,7 @@ class ReportSummary:
             "conclusions": [
                 {"text": h, **v.to_dict()} for h, v in zip(self.headlines, self.verdicts, strict=True)
             ],
+            "paper": [p.to_dict() for p in self.paper],
             "findings": [f.to_dict() for f in self.findings],
             "warnings": self.warnings,
             "figure_files": [str(p) for p in self.figure_files],

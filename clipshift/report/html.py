@@ -33,7 +33,10 @@ ul.headlines li.not_supported, ul.headlines li.withheld { color: var(--muted); }
 span.badge { display: inline-block; font-size: 11px; font-weight: 700; letter-spacing: 0.04em;
              text-transform: uppercase; padding: 0 6px; margin-right: 6px; border-radius: 3px; color: #fff; }
 span.badge.supported { background: var(--yes); } span.badge.not_supported { background: var(--no); }
-span.badge.withheld { background: var(--muted); }
+span.badge.withheld, span.badge.not_tested { background: var(--muted); }
+span.badge.reproduced { background: var(--yes); }
+span.badge.contradicted, span.badge.not_reproduced { background: var(--no); }
+p.paper { margin: 4px 0 8px; padding: 4px 12px; font-size: 14px; }
 figure { margin: 16px 0; } figure img { max-width: 100%; height: auto; display: block; }
 table { border-collapse: collapse; margin: 8px 0 16px; font-size: 13px; }
 th, td { padding: 4px 10px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
@@ -127,6 +130,15 @@ def _summary(findings: Sequence[Finding]) -> list[str]:
                 f"{escape(sentence)}</li>"
             )
     out.append("</ul></nav>")
+    papers = [(i, p) for i, f in enumerate(findings) for p in f.paper]
+    if papers:
+        out.append('<h3>Against the papers</h3><ul class="headlines">')
+        out += [
+            f'<li class="{p.status}">{_badge(p.status)}<a href="#a{i + 1}">{escape(findings[i].title)}</a>: '
+            f"{escape(p.text)}</li>"
+            for i, p in papers
+        ]
+        out.append("</ul>")
     return out
 
 
@@ -134,6 +146,8 @@ def _finding(f: Finding, anchor: str) -> list[str]:
     out = [f'<h2 id="{anchor}">{escape(f.title)}</h2>']
     for sentence, v in zip(f.conclusions, f.verdicts):
         out.append(f'<p class="conclusion {v.status}">{_badge(v.status)}{escape(sentence)}</p>')
+    for p in f.paper:
+        out.append(f'<p class="paper {p.status}">{_badge(p.status)}{escape(p.text)}</p>')
     if f.details:
         out.append("<ul>" + "".join(f"<li>{escape(d)}</li>" for d in f.details) + "</ul>")
     for fig in f.figures:
@@ -187,7 +201,15 @@ def _details(summary: str, inner: list[str]) -> list[str]:
     return ["<details>", f"<summary>{escape(summary)}</summary>", *inner, "</details>"]
 
 
-BADGES = {"supported": "supported", "not_supported": "not supported", "withheld": "withheld"}
+BADGES = {
+    "supported": "supported",
+    "not_supported": "not supported",
+    "withheld": "withheld",
+    "reproduced": "reproduced",
+    "contradicted": "contradicted",
+    "not_reproduced": "not reproduced",
+    "not_tested": "not tested",
+}
 
 
 def _badge(status: str) -> str:
