@@ -22,8 +22,10 @@ def test_demo_runs_a_small_study_and_reports(tmp_path, capsys):
     report = out / "report.html"
     assert report.is_file() and f"report:        {report}" in printed
     assert (out / "world-preview.png").is_file()
-    headlines = printed.split("headlines:\n", 1)[1].splitlines()
-    assert len(headlines) >= 4 and all(h.startswith("  - ") for h in headlines)
+    headlines, papers = printed.split("headlines:\n", 1)[1].split("against the papers:\n")
+    assert len(headlines.splitlines()) >= 4 and all(h.startswith("  - [") for h in headlines.splitlines())
+    (paper,) = papers.splitlines()  # the spec's claim, judged whatever this tiny run's status
+    assert paper.startswith("  - [") and "Wang et al. 2024 (CounterAnimal)" in paper
     resolved = yaml.safe_load((out / "study" / "study.yaml").read_text())
     assert resolved["seeds"] == [0, 1] and resolved["base"]["data"]["n"] == 384
     # a second demo reuses every finished run
