@@ -54,6 +54,36 @@ def test_decode_image_is_clip_preprocessing(tmp_path: Path) -> None:
     assert np.array_equal(decode_image(str(tmp_path / "tall.png"), 12), ref)
 
 
+def test_resize_is_torchvision_and_timm_eval_preprocessing(tmp_path: Path) -> None:
+    """An ImageNet classifier's resize-then-crop (`Resize`) gives the pixels of torchvision's
+    Resize(t) + CenterCrop(S) with its interpolation, squash too; its cache entries are kept apart
+    and CLIP's keep their old keys."""
+    from torchvision import transforms as T
+
+    from clipshift.data.cache import Resize, _cache_key
+
+    rng = np.random.default_rng(3)
+    for i, (w, h) in enumerate([(37, 23), (16, 16), (20, 41)]):
+        Image.fromarray(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+        img = Image.open(tmp_path / f"{i}.png").convert("RGB")
+        for rs, resize in [
+            (Resize(19, "bilinear"), T.Resize(19)),
+            (Resize(18, "bicubic"), T.Resize(18, interpolation=T.InterpolationMode.BICUBIC)),
+            (Resize(20, "bilinear", squash=True), T.Resize((20, 20))),
+        ]:
+            ref = np.asarray(T.CenterCrop(16)(resize(img))).transpose(2, 0, 1)
+            assert np.array_equal(decode_image(str(tmp_path / f"{i}.png"), 16, rs), ref), (i, rs)
+    assert Resize().key(16) == Resize(16).key(16) == [] and Resize(19, "bilinear").key(16)
+    assert _cache_key("files", [], 16) == _cache_key("files", [], 16, Resize())
+    assert _cache_key("files", [], 16) != _cache_key("files", [], 16, Resize(19, "bilinear"))
+    paths = [str(tmp_path / f"{i}.png") for i in range(3)]
+    clip, _, _ = decode_to_cache(paths, 16, tmp_path / "c", progress=False)
+    tv, _, _ = decode_to_cache(paths, 16, tmp_path / "c", progress=False, resize=Resize(19, "bilinear"))
+    assert not np.array_equal(np.asarray(clip), np.asarray(tv))
+    with pytest.raises(UserError, match="interpolation 'cubic'"):
+        Resize(19, "cubic")
+
+
 def test_cache_reused_without_decoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     paths = _write_pngs(tmp_path / "img", 6)
     c = tmp_path / "cache"

@@ -459,10 +459,16 @@ def test_to_clip_benchmark_json_shape():
 
 def test_bench_eval_smoke(tmp_path, capsys):
     argv = ["bench", "eval", "--n", "60", "--steps", "2", "--batch-size", "32", "--repeats", "1",
-            "--workers", "0", "--cache", str(tmp_path), "--json"]  # fmt: skip
+            "--workers", "0", "--cache", str(tmp_path), "--large-arch", "clipshift-vit-tiny",
+            "--large-n", "20", "--json"]  # fmt: skip
     assert main(argv) == 0
     figures = json.loads(capsys.readouterr().out)
     assert figures["eval_images_per_s"] > 0 and figures["images"] == 60
     assert figures["acc1"] == figures["imagefolder_acc1"]
     assert figures["same_acc1"] and figures["same_mean_per_class_recall"]
     assert {"clip_benchmark_images_per_s", "speedup_vs_clip_benchmark"} <= figures.keys()
+    # the large model's line (a tiny architecture here), both tools on the same images
+    assert figures["large_model"] == "clipshift-vit-tiny" and figures["large_images"] == 20
+    assert figures["large_eval_images_per_s"] > 0 and figures["large_clip_benchmark_images_per_s"] > 0
+    assert figures["large_same_acc1"]
+    assert main(["bench", "eval", "--large-arch", "ViT-Q-99"]) == 2

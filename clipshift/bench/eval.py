@@ -9,6 +9,12 @@ DataLoader workers (`clip_benchmark_images_per_s`). clipshift also reads the sam
 first with a cold decoded-image cache (`eval_imagefolder_images_per_s`: PNG decoding included), then warm
 (`eval_imagefolder_warm_images_per_s`). Accuracies must agree exactly.
 
+A ViT-B-32-sized model at 224 px (`large_*` figures; `large_arch`, default ViT-B-32, random-initialised
+by open_clip, never downloaded) is timed the same way on `large_n` world images rendered at its
+resolution: clipshift in memory and CLIP_benchmark on the same images as PNGs, in alternated passes
+(clipshift, then each CLIP_benchmark setting, `repeats` times), medians; the machine's load average is
+recorded before and after, as shared machines drift.
+
 CLIP_benchmark 1.6.2's `evaluate()` fails under NumPy >= 2.3 (its accuracy helper calls float() on a
 one-element array), so its two working parts, `zero_shot_classifier` and `run_classification`, are
 called and acc1 / mean per-class recall computed as `evaluate()` defines them (top-1 of the logits;
@@ -103,6 +109,79 @@ def clip_benchmark_zeroshot(
     }
 
 
+def random_clip(arch: str) -> Any:
+    """An open_clip architecture, random-initialised (no weights read or downloaded), as an EvalModel with
+    open_clip's BPE tokenizer; channels-last like every opened model."""
+    from clipshift.evaluate.model import from_module
+    from clipshift.models import ModelConfig, OpenClipTokenizer, build_clip
+
+    tok = OpenClipTokenizer()
+    module = build_clip(ModelConfig(name=arch), tok).to(memory_format=torch.channels_last)
+    return from_module(module, tok, name=arch)
+
+
+def bench_eval_large(
+    arch: str = "ViT-B-32",
+    n: int = 256,
+    repeats: int = 3,
+    cb_batch_size: int = 256,
+    cb_workers: tuple[int, ...] = (0, 2),
+    with_clip_benchmark: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """`large_*` figures: a random-initialised `arch` on `n` default-world iid images at its resolution,
+    clipshift (in memory) and CLIP_benchmark (the same images as PNGs) timed in alternated passes."""
+    from clipshift.evaluate import evaluate_model, resolve_templates, world_set
+    from clipshift.evaluate.model import _ZS_CACHE
+    from clipshift.world import World, WorldSpec
+    from clipshift.world.export import export_split
+
+    model = random_clip(arch)
+    world = World(WorldSpec.model_validate({"image_size": model.image_size}))
+    templates = resolve_templates("world")
+    data = world_set(world, "iid", n, image_size=model.image_size)
+    out: dict[str, Any] = {
+        "large_model": arch,
+        "large_image_size": model.image_size,
+        "large_images": n,
+        "large_load_average_before": round(os.getloadavg()[0], 2),
+    }
+    ours: list[float] = []
+    theirs: dict[int, list[float]] = {w: [] for w in cb_workers}
+    res = cb = None
+    with tempfile.TemporaryDirectory() as d:
+        folder = Path(d) / "iid"
+        if with_clip_benchmark:
+            export_split(world, "iid", n, "imagefolder", folder, progress=progress)
+        for _ in range(repeats):
+            _ZS_CACHE.clear()
+            t = time.perf_counter()
+            res = evaluate_model(model, data, templates=templates)
+            ours.append(n / (time.perf_counter() - t))
+            if not with_clip_benchmark:
+                continue
+            for w in cb_workers:
+                cb = clip_benchmark_zeroshot(
+                    model.module, model.tokenizer, folder, data.class_names, templates, model.image_size,
+                    model.mean, model.std, cb_batch_size, w,
+                )  # fmt: skip
+                theirs[w].append(cb["images_per_s"])
+    assert res is not None
+    out["large_eval_images_per_s"] = round(float(np.median(ours)), 1)
+    out["large_eval_images_per_s_runs"] = [round(r, 1) for r in ours]
+    out["large_acc1"] = res.metrics["acc1"]
+    if with_clip_benchmark and cb is not None:
+        medians = {w: float(np.median(r)) for w, r in theirs.items()}
+        best = max(medians, key=lambda w: medians[w])
+        out["large_clip_benchmark_images_per_s"] = round(medians[best], 1)
+        out["large_clip_benchmark_by_workers"] = {f"workers={w}": round(v, 1) for w, v in medians.items()}
+        out["large_speedup_vs_clip_benchmark"] = round(out["large_eval_images_per_s"] / medians[best], 2)
+        out["large_clip_benchmark_acc1"] = cb["acc1"]
+        out["large_same_acc1"] = cb["acc1"] == res.metrics["acc1"]
+    out["large_load_average_after"] = round(os.getloadavg()[0], 2)
+    return out
+
+
 def bench_eval(
     n: int = 4000,
     steps: int = 300,
@@ -113,6 +192,8 @@ def bench_eval(
     cache: Path | None = None,
     with_clip_benchmark: bool = True,
     progress: bool = True,
+    large_arch: str | None = "ViT-B-32",
+    large_n: int = 256,
 ) -> dict[str, Any]:
     from clipshift.evaluate import evaluate_model, load_eval_data, open_model, resolve_templates, world_set
     from clipshift.evaluate.model import _ZS_CACHE
@@ -176,4 +257,10 @@ def bench_eval(
             out["clip_benchmark_mean_per_class_recall"] = best["mean_per_class_recall"]
             out["same_acc1"] = best["acc1"] == out["acc1"] == out["imagefolder_acc1"]
             out["same_mean_per_class_recall"] = best["mean_per_class_recall"] == out["mean_per_class_recall"]
+    if large_arch:
+        out.update(
+            bench_eval_large(
+                large_arch, large_n, repeats, cb_batch_sizes[0], cb_workers, with_clip_benchmark, progress
+            )
+        )
     return out

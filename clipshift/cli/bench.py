@@ -100,8 +100,11 @@ def _register_eval(g: Any) -> None:
         "included). Export the same images as an ImageFolder of PNGs; time clipshift on it with a cold "
         "decoded-image cache, and CLIP_benchmark's zero-shot evaluate (in this process, same model object, "
         "class names and templates, torchvision ImageFolder + open_clip's eval transform, fp32, best of the "
-        "tried DataLoader workers). Accuracies must be identical.",
-        "  clipshift bench eval\n  clipshift bench eval --n 2000 --steps 100 --json\n",
+        "tried DataLoader workers). Accuracies must be identical. Then the same comparison for a "
+        "random-initialised ViT-B-32 at 224 px (--large-arch; large_* figures, alternated passes, medians, "
+        "with the load average before and after).",
+        "  clipshift bench eval\n  clipshift bench eval --n 2000 --steps 100 --json\n"
+        "  clipshift bench eval --large-n 512 --repeats 5\n  clipshift bench eval --large-arch ''\n",
         _eval,
     )
     p.add_argument("--n", type=int, default=4000, help="evaluation images (default: %(default)s)")
@@ -118,6 +121,14 @@ def _register_eval(g: Any) -> None:
         "--cache", metavar="DIR", help="where the trained model is kept (default: ~/.cache/clipshift)"
     )
     p.add_argument("--no-clip-benchmark", action="store_true", help="skip the CLIP_benchmark comparison")
+    p.add_argument(
+        "--large-arch",
+        default="ViT-B-32",
+        metavar="ARCH",
+        help="open_clip architecture timed at its own resolution, random-initialised ('' to skip; "
+        "default: %(default)s)",
+    )
+    p.add_argument("--large-n", type=int, default=256, help="images for --large-arch (default: %(default)s)")
     p.add_argument("--json", action="store_true")
 
 
@@ -127,9 +138,14 @@ def _eval(args: argparse.Namespace) -> int:
     from clipshift.bench.eval import bench_eval
     from clipshift.errors import UserError
 
-    for flag in ("n", "steps", "batch_size", "repeats", "cb_batch_size"):
+    for flag in ("n", "steps", "batch_size", "repeats", "cb_batch_size", "large_n"):
         if getattr(args, flag) < 1:
             raise UserError(f"--{flag.replace('_', '-')} must be ≥ 1, got {getattr(args, flag)}")
+    if args.large_arch:
+        from clipshift.models import list_models
+
+        if args.large_arch not in list_models():
+            raise UserError(f"--large-arch {args.large_arch!r}: not an open_clip architecture")
     workers = tuple(int(w) for w in args.workers.split(",") if w.strip())
     figures = bench_eval(
         n=args.n,
@@ -140,6 +156,8 @@ def _eval(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         cache=Path(args.cache) if args.cache else None,
         with_clip_benchmark=not args.no_clip_benchmark,
+        large_arch=args.large_arch or None,
+        large_n=args.large_n,
     )
     print_figures(figures, args.json)
     return 0

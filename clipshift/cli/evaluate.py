@@ -14,6 +14,8 @@ EXAMPLES = """\
   clipshift eval --model runs/clip --dataset imagefolder:data/sketch --templates openai --json
   clipshift eval --model runs/clip --dataset counteranimal:data/ca --out ca.json
   clipshift eval --model RN50:weights/rn50.pt --dataset imagenet-r:/data/imagenet-r --templates openai
+  clipshift eval --model tv:resnet50:weights/resnet50-0676ba61.pth --dataset imagenet-r:/data/imagenet-r
+  clipshift eval --model timm:convnext_tiny.fb_in1k:weights/model.safetensors --dataset objectnet:/data/on
   clipshift eval --model runs/clip --dataset csv:data/val/val.csv          # retrieval recall@1/5/10
   clipshift eval --model runs/clip --dataset iid --task linear_probe --few-shot 16
   clipshift eval --model runs/sl --dataset iid --out '{dataset}_{task}.json'   # one file per result
@@ -31,8 +33,10 @@ def _description() -> str:
         "evaluated zero-shot, classifier runs with their own head), a checkpoint file, ARCH:PATH for any "
         "open_clip architecture with a local checkpoint, an open_clip snapshot folder as the Hugging Face "
         "hub keeps them (open_clip_config.json + open_clip_model.safetensors), hf-hub:ORG/NAME from "
-        "the local Hugging Face cache, or an OpenAI TorchScript archive (RN50.pt, ViT-B-32.pt); nothing "
-        "is downloaded. The result JSON has "
+        "the local Hugging Face cache, an OpenAI TorchScript archive (RN50.pt, ViT-B-32.pt), or a "
+        "supervised ImageNet classifier, tv:ARCH:PATH (torchvision) or timm:ARCH:PATH (timm) with a local "
+        "state dict, scored by its own 1,000-way head over each set's ImageNet classes with its own "
+        "preprocessing; nothing is downloaded. The result JSON has "
         "CLIP_benchmark's fields (dataset, model, pretrained, task, metrics with acc1, acc5, "
         "mean_per_class_recall as fractions) plus per-class accuracy, prediction counts, the confusion "
         "matrix and per-group metrics.\n\n"
@@ -54,9 +58,10 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--model",
         required=True,
-        help="run directory, checkpoint file, ARCH:PATH, snapshot folder, or hf-hub:ORG/NAME (local cache)",
+        help="run directory, checkpoint file, ARCH:PATH, snapshot folder, hf-hub:ORG/NAME (local cache), "
+        "or an ImageNet classifier tv:ARCH:PATH / timm:ARCH:PATH",
     )
-    p.add_argument("--pretrained", metavar="PATH", help="local checkpoint for --model ARCH")
+    p.add_argument("--pretrained", metavar="PATH", help="local checkpoint for --model ARCH (or tv:ARCH)")
     p.add_argument(
         "--dataset",
         action="append",

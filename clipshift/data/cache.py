@@ -2,7 +2,9 @@
 
 Decoding JPEG/PNG is what makes small-model training on real data slow; the cache turns every later
 epoch (and every later run on the same files) into page reads. Preprocessing is CLIP's: resize the
-shorter side to S with bicubic filtering, then center-crop S x S.
+shorter side to S with bicubic filtering, then center-crop S x S. A `Resize` asks for another resize
+before the same center crop (an ImageNet classifier's: shorter side to 256, bilinear, crop 224); its
+entries are keyed apart, and the default's keys are those of before it existed.
 
 Layout: ``<cache_dir>/<key>.u8`` (raw rows, C order) and ``<key>.json`` (shape, skipped rows, stats).
 The key hashes the inputs (paths with each file's size and mtime, or the files the bytes come from)
@@ -21,6 +23,7 @@ import json
 import os
 import sys
 from collections.abc import Generator, Iterable, Sequence
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -44,37 +47,78 @@ def default_cache_dir() -> Path:
     return (Path(root).expanduser() if root else Path.home() / ".cache" / "clipshift") / "images"
 
 
-def decode_image(source: str | bytes, image_size: int) -> np.ndarray:
-    """One image as uint8 (3, S, S): RGB, shorter side resized to S (bicubic), center crop (CLIP's).
+INTERPOLATIONS = {
+    "bicubic": Image.Resampling.BICUBIC,
+    "bilinear": Image.Resampling.BILINEAR,
+    "nearest": Image.Resampling.NEAREST,
+    "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX,
+    "hamming": Image.Resampling.HAMMING,
+}
+
+
+@dataclass(frozen=True)
+class Resize:
+    """How an image is resized before the center crop to S x S: its shorter side to `shorter` px (None:
+    S, CLIP's) with `interpolation` (PIL's filter, which torchvision's Resize applies to PIL images); with
+    `squash` both sides become `shorter` (timm's crop_mode 'squash': the aspect ratio is not kept).
+    `Resize()` is CLIP's preprocessing. torchvision's ImageNet classification preset is
+    `Resize(256, "bilinear")` with S = 224; timm's eval transform `Resize(floor(S / crop_pct), ...)`."""
+
+    shorter: int | None = None
+    interpolation: str = "bicubic"
+    squash: bool = False
+
+    def __post_init__(self) -> None:
+        if self.interpolation not in INTERPOLATIONS:
+            raise UserError(f"interpolation {self.interpolation!r}: choose from {', '.join(INTERPOLATIONS)}")
+        if self.shorter is not None and self.shorter < 1:
+            raise UserError(f"resize: the shorter side must be ≥ 1 px, got {self.shorter}")
+
+    def key(self, image_size: int) -> list[object]:
+        """What the cache key adds for this resize: nothing for CLIP's (old entries keep their keys)."""
+        if self.squash or self.interpolation != "bicubic" or self.shorter not in (None, image_size):
+            return [int(self.shorter or image_size), self.interpolation, self.squash]
+        return []
+
+
+def decode_image(source: str | bytes, image_size: int, resize: Resize | None = None) -> np.ndarray:
+    """One image as uint8 (3, S, S): RGB, shorter side resized to S (bicubic), center crop (CLIP's), or
+    as `resize` says before the same center crop.
 
     Raises FileNotFoundError for a missing path and some other exception for anything undecodable.
-    An image already S x S is not resampled, so lossless files round-trip exactly.
+    An image already at its resized size is not resampled, so lossless S x S files round-trip exactly
+    under CLIP's preprocessing.
     """
     fh = io.BytesIO(source) if isinstance(source, bytes) else source
     with Image.open(fh) as im:
         img = im.convert("RGB")  # forces the full decode: truncated files fail here, not later
+    rs = resize or Resize()
+    target = rs.shorter or image_size
     w, h = img.size
-    if (w, h) != (image_size, image_size):
-        # torchvision's Resize(int): the shorter side becomes S, the longer keeps the aspect ratio
-        if w <= h:
-            nw, nh = image_size, max(image_size, int(image_size * h / w))
+    if (w, h) != (image_size, image_size) or target != image_size:
+        if rs.squash:  # torchvision's Resize((t, t)): both sides
+            nw, nh = target, target
+        # torchvision's Resize(int): the shorter side becomes t, the longer keeps the aspect ratio
+        elif w <= h:
+            nw, nh = target, max(target, int(target * h / w))
         else:
-            nw, nh = max(image_size, int(image_size * w / h)), image_size
+            nw, nh = max(target, int(target * w / h)), target
         if (nw, nh) != (w, h):
-            img = img.resize((nw, nh), Image.Resampling.BICUBIC)
+            img = img.resize((nw, nh), INTERPOLATIONS[rs.interpolation])
         # torchvision's CenterCrop: offsets rounded half to even like int(round(...))
         left, top = round((nw - image_size) / 2.0), round((nh - image_size) / 2.0)
         img = img.crop((left, top, left + image_size, top + image_size))
     return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1).copy()
 
 
-def _decode_one(args: tuple[Source, int]) -> tuple[np.ndarray | None, str, str]:
+def _decode_one(args: tuple[Source, int, Resize | None]) -> tuple[np.ndarray | None, str, str]:
     """(image, "", "") or (None, "missing" | "corrupt", reason); top level so spawned workers find it."""
-    source, size = args
+    source, size, resize = args
     if source is None:
         return None, "missing", "no image in the sample"
     try:
-        return decode_image(source, size), "", ""
+        return decode_image(source, size, resize), "", ""
     except FileNotFoundError:
         return None, "missing", "file not found"
     except Exception as e:  # PIL raises OSError, ValueError, SyntaxError, EOFError, struct.error, ...
@@ -93,6 +137,7 @@ def decode_to_cache(
     strict: bool = False,
     workers: int = 2,
     progress: bool = True,
+    resize: Resize | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Decode image files into the cache (or reuse it); return (images, kept row indices, stats).
 
@@ -100,13 +145,15 @@ def decode_to_cache(
     `kept[i]` is the index in `paths` of row i. Missing and undecodable files are skipped and counted
     (`skipped_missing`, `skipped_corrupt`, `skipped_examples`) with one warning line on stderr, or, with
     `strict`, raise UserError naming the first one. A second call with the same files (same sizes and
-    mtimes) and S reads the cache without decoding anything.
+    mtimes), S and `resize` reads the cache without decoding anything. `resize`: how images are resized
+    before the center crop (default: CLIP's, see `Resize`).
     """
     material = [_stat(p) for p in paths]
-    key = _cache_key("files", material, image_size)
+    key = _cache_key("files", material, image_size, resize)
     return _cached_or_build(
-        key, ((p, p) for p in paths), len(paths), image_size, cache_dir, strict, workers, progress, "images"
-    )
+        key, ((p, p) for p in paths), len(paths), image_size, cache_dir, strict, workers, progress, "images",
+        resize,
+    )  # fmt: skip
 
 
 def decode_bytes_to_cache(
@@ -148,9 +195,10 @@ def _stat(path: str | Path) -> list[Any]:
     return [str(path), st.st_size, st.st_mtime_ns]
 
 
-def _cache_key(kind: str, material: list[Any], image_size: int) -> str:
+def _cache_key(kind: str, material: list[Any], image_size: int, resize: Resize | None = None) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps([CACHE_VERSION, kind, int(image_size)]).encode())
+    extra = resize.key(image_size) if resize is not None else []
+    h.update(json.dumps([CACHE_VERSION, kind, int(image_size), *extra]).encode())
     for item in material:  # streamed: a million paths never become one giant string
         h.update(json.dumps(item).encode("utf-8") + b"\n")
     return h.hexdigest()[:32]
@@ -215,12 +263,13 @@ def _cached_or_build(
     workers: int,
     progress: bool,
     what: str,
+    resize: Resize | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cached = _open_cached(root, key)
     if cached is not None:
         return _finish_hit(cached, total, strict, what)
-    return _build(key, items, total, image_size, root, strict, workers, progress, what)
+    return _build(key, items, total, image_size, root, strict, workers, progress, what, resize)
 
 
 def _build(
@@ -233,6 +282,7 @@ def _build(
     workers: int,
     progress: bool,
     what: str,
+    resize: Resize | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Decode every item in order, append the good rows to a temporary file, then publish it."""
     from tqdm import tqdm
@@ -255,7 +305,7 @@ def _build(
         # closing(): an early exit (strict) shuts the worker pool down at once, not at garbage collection
         with (
             open(tmp, "wb") as out,
-            contextlib.closing(_decode_all(items, image_size, workers, total)) as res,
+            contextlib.closing(_decode_all(items, image_size, workers, total, resize)) as res,
         ):
             for name, (arr, kind, reason) in res:
                 if arr is None:
@@ -312,18 +362,22 @@ def _build(
 
 
 def _decode_all(
-    items: Iterable[tuple[str, Source]], image_size: int, workers: int, total: int | None
+    items: Iterable[tuple[str, Source]],
+    image_size: int,
+    workers: int,
+    total: int | None,
+    resize: Resize | None = None,
 ) -> Generator[tuple[str, tuple[np.ndarray | None, str, str]], None, None]:
     """(name, decode result) in input order; a spawn pool for large inputs, inline otherwise."""
     it = iter(items)
     if workers <= 1 or (total is not None and total <= POOL_MIN):
         for name, src in it:
-            yield name, _decode_one((src, image_size))
+            yield name, _decode_one((src, image_size, resize))
         return
     block = list(islice(it, BLOCK))
     if len(block) <= POOL_MIN:  # a short stream of unknown length: not worth starting processes
         for name, src in block:
-            yield name, _decode_one((src, image_size))
+            yield name, _decode_one((src, image_size, resize))
         return
     import multiprocessing as mp
 
@@ -331,7 +385,7 @@ def _decode_all(
     with mp.get_context("spawn").Pool(workers) as pool:
         while block:
             chunk = max(1, min(64, len(block) // (4 * workers)))
-            results = pool.imap(_decode_one, [(src, image_size) for _, src in block], chunksize=chunk)
+            results = pool.imap(_decode_one, [(src, image_size, resize) for _, src in block], chunksize=chunk)
             for (name, _), res in zip(block, results):
                 yield name, res
             block = list(islice(it, BLOCK))

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from clipshift.data.cache import decode_bytes_to_cache, decode_to_cache
+from clipshift.data.cache import Resize, decode_bytes_to_cache, decode_to_cache
 from clipshift.data.table import ImageTextTable
 from clipshift.errors import UserError
 
@@ -142,6 +142,7 @@ def load_imagefolder(
     cache_dir: Path | None = None,
     strict: bool = False,
     progress: bool = True,
+    resize: Resize | None = None,
 ) -> ImageTextTable:
     """A `root/<class folder>/<image>` tree; the caption of row i is `templates[i % len(templates)]`
     filled with its class name (round-robin, so the choice is deterministic).
@@ -152,7 +153,8 @@ def load_imagefolder(
     is the world's export, whose folders (`<label:03d>.<name>`) exist only for classes with samples and
     may include open-world concepts after the K evaluation classes: when every folder has a numeric
     prefix and its name matches the list at that position (or the prefix lies beyond the list), the
-    prefixes are the labels and the list's length is the number of evaluation classes.
+    prefixes are the labels and the list's length is the number of evaluation classes. `resize`: how
+    images are resized before the center crop (default: CLIP's; `clipshift.data.cache.Resize`).
     """
     r = Path(root)
     if not r.is_dir():
@@ -211,8 +213,9 @@ def load_imagefolder(
         raise UserError(f"{r}: no image files ({', '.join(IMG_EXTENSIONS)}) in the class folders")
     captions = [ts[i % len(ts)].format(names[lab]) for i, lab in enumerate(labels)]
     images, kept, stats = decode_to_cache(
-        [os.path.abspath(p) for p in paths], image_size, cache_dir, strict=strict, progress=progress
-    )
+        [os.path.abspath(p) for p in paths], image_size, cache_dir, strict=strict, progress=progress,
+        resize=resize,
+    )  # fmt: skip
     return _table(images, kept, captions, labels, names, f"imagefolder:{r}", stats, n_eval)
 
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import torch
 
+from clipshift.errors import UserError
 from clipshift.evaluate.config import EvalConfig
 from clipshift.evaluate.confusable import read_confusable
 from clipshift.evaluate.datasets import EvalData, load_eval_data
@@ -69,6 +70,7 @@ def evaluate_dataset(
         t1 = time.perf_counter()
         res = task.run(ctx)
         took = t_feats + time.perf_counter() - t1
+        res.info["model_family"] = model.family
         res.info["eval_s"] = round(took, 4)
         res.info["images_per_s"] = round(len(data) / max(took, 1e-9), 1)
         results.append(res)
@@ -131,7 +133,18 @@ def evaluate_sets(
     load_kw: dict[str, Any] = {
         "world": world, "n": cfg.n_per_set, "group_by": cfg.group_by, "class_names": cfg.class_names,
         "objectnet_mappings": objectnet_mappings, "cache_dir": cfg.cache_dir, "progress": progress,
+        "resize": model.resize,
     }  # fmt: skip
+    if model.label_space is not None and any(t.name == "zeroshot_classification" for t in entries):
+        from clipshift.evaluate.datasets import split_spec
+
+        worlds = [s for s in cfg.sets if split_spec(s)[0] is None]
+        if worlds:  # before any work, and before the world's image-size check
+            raise UserError(
+                f"dataset {worlds[0]!r}: a world set's classes are not {model.label_space} classes, so "
+                f"{model.name}'s {model.n_outputs}-way head cannot score it (its features can: --task "
+                "linear_probe or knn)"
+            )
     probe: ProbeSet | None = None
     if any(t.needs_probe for t in entries):
         if probe_train is not None:

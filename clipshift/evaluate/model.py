@@ -1,6 +1,6 @@
 """The model under evaluation: a CLIP model (zero-shot) or a classifier (its head), loaded from a run
-directory or from an open_clip architecture + local checkpoint; batched image features and cached
-zero-shot classifier weights."""
+directory, an open_clip architecture + local checkpoint, or a torchvision / timm ImageNet classifier
+(`tv:ARCH:PATH`, `timm:ARCH:PATH`); batched image features and cached zero-shot classifier weights."""
 
 from __future__ import annotations
 
@@ -10,13 +10,16 @@ import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from clipshift.errors import UserError
+
+if TYPE_CHECKING:
+    from clipshift.data.cache import Resize
 
 DEFAULT_MEAN = (0.48145466, 0.4578275, 0.40821073)  # OpenAI CLIP's, the open_clip default
 DEFAULT_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -30,7 +33,12 @@ ZS_CACHE_SIZE = 64
 class EvalModel:
     """`kind` 'clip' (zero-shot through `tokenizer`) or 'classifier' (`module.head`); `class_names` is
     a classifier's training label space when known (final.json); `key` identifies the weights (path,
-    size, mtime) for caches; `cache_dir` holds zero-shot weights on disk (a run's eval_cache/)."""
+    size, mtime) for caches; `cache_dir` holds zero-shot weights on disk (a run's eval_cache/).
+
+    `family` groups models in reports: 'clip', 'classifier' (clipshift's supervised runs) or
+    'imagenet_classifier' (torchvision / timm, `clipshift.models.imagenet`). `label_space` 'imagenet-1k'
+    says the head's outputs are ImageNet-1k's classes in index order (a set is then scored through its
+    mapping to them); `resize` is how files are resized before the center crop (None: CLIP's)."""
 
     module: nn.Module
     kind: str
@@ -45,6 +53,13 @@ class EvalModel:
     cache_dir: Path | None = None
     channels_last: bool = True
     info: dict[str, Any] = field(default_factory=dict)
+    family: str = ""  # default: `kind`
+    label_space: str | None = None
+    resize: Resize | None = None
+
+    def __post_init__(self) -> None:
+        if not self.family:
+            self.family = self.kind
 
     @property
     def n_outputs(self) -> int:
@@ -81,11 +96,15 @@ def _norm(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
 
 def open_model(spec: str | Path, pretrained: str | None = None) -> EvalModel:
     """A run directory or checkpoint file (`spec`), `ARCH:PATH`, or `ARCH` with `pretrained` = PATH
-    (resolved by `clipshift.models.checkpoints.resolve_checkpoint`).
+    (resolved by `clipshift.models.checkpoints.resolve_checkpoint`), or an ImageNet classifier
+    `tv:ARCH:PATH` / `timm:ARCH:PATH` (`clipshift.models.imagenet`; `tv:ARCH` with `pretrained`).
 
     Weights are local files only: a hub tag or URL is refused by the resolver in one line."""
     from clipshift.models.checkpoints import load_model, resolve_checkpoint
+    from clipshift.models.imagenet import is_imagenet_spec
 
+    if is_imagenet_spec(spec):
+        return open_imagenet_classifier(str(spec), pretrained)
     ck = resolve_checkpoint(spec, pretrained)
     module, tok = load_model(ck)
     return _wrap(module, tok, ck.arch, ck.path, ck.run_dir)
@@ -120,6 +139,30 @@ def _wrap(module: nn.Module, tokenizer: Any, name: str, ckpt: Path, run_dir: Pat
         class_names=class_names,
         key=_file_key(ckpt),
         cache_dir=cache_dir,
+    )
+
+
+def open_imagenet_classifier(spec: str, pretrained: str | None = None) -> EvalModel:
+    """A torchvision / timm ImageNet classifier with its own preprocessing (`clipshift.models.imagenet`)."""
+    from clipshift.models.imagenet import IMAGENET_1K, load_imagenet_classifier
+
+    loaded = load_imagenet_classifier(spec, pretrained)
+    prep = loaded.preprocess
+    module = loaded.module.to(memory_format=torch.channels_last)
+    return EvalModel(
+        module=module,
+        kind="classifier",
+        tokenizer=None,
+        name=loaded.name,
+        pretrained=str(loaded.path),
+        image_size=prep.image_size,
+        mean=prep.mean,
+        std=prep.std,
+        key=_file_key(loaded.path),
+        info={"library": loaded.module.library, "preprocess": prep.describe()},
+        family="imagenet_classifier",
+        label_space=IMAGENET_1K,
+        resize=prep.resize,
     )
 
 

@@ -69,6 +69,11 @@ def resolve_checkpoint(spec: str | Path, pretrained: str | Path | None = None) -
     """The checkpoint `spec` names (see the module doc); reads only the file's header (memory-mapped).
     Every problem is a one-line UserError."""
     text = str(spec)
+    if text.startswith(("tv:", "timm:")):  # clipshift.models.imagenet; evaluation only
+        raise UserError(
+            f"model {text!r}: a torchvision / timm ImageNet classifier is evaluated (clipshift eval), "
+            "not loaded as a CLIP or clipshift checkpoint here"
+        )
     if text.startswith(HF_HUB) and pretrained is None:
         folder = hf_cache_snapshot(text[len(HF_HUB) :])
         return ResolvedCheckpoint(_snapshot_weights(folder), "clip", text, False, None, folder)

@@ -13,7 +13,7 @@ with `register_dataset(name, help)`; `clipshift eval --dataset`'s help and the s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clipshift.errors import UserError
 from clipshift.evaluate.datasets.base import (
@@ -26,6 +26,9 @@ from clipshift.evaluate.datasets.base import (
 from clipshift.evaluate.datasets.files import IMG_EXTENSIONS
 from clipshift.evaluate.datasets.imagenet import imagenet_tables
 from clipshift.evaluate.datasets.world import GROUP_FACTORS, world_help, world_set
+
+if TYPE_CHECKING:
+    from clipshift.data.cache import Resize
 
 
 def split_spec(spec: str) -> tuple[str | None, str]:
@@ -60,8 +63,10 @@ def load_eval_data(
     objectnet_mappings: str | Path | None = None,
     cache_dir: Path | None = None,
     progress: bool = False,
+    resize: Resize | None = None,
 ) -> EvalData:
-    """The evaluation set named by `spec` at `image_size` (see the module doc for specs)."""
+    """The evaluation set named by `spec` at `image_size` (see the module doc for specs); files are
+    resized as `resize` says before the center crop (default: CLIP's; an ImageNet classifier's own)."""
     from clipshift.evaluate.templates import read_class_names
 
     kind, path = split_spec(spec)
@@ -79,7 +84,9 @@ def load_eval_data(
     root = Path(path).expanduser()
     if layout.check_path and not root.exists():
         raise UserError(f"dataset {spec!r}: {root} not found")
-    req = LoadRequest(kind, root, image_size, names, class_names, objectnet_mappings, cache_dir, progress)
+    req = LoadRequest(
+        kind, root, image_size, names, class_names, objectnet_mappings, cache_dir, progress, resize
+    )
     return layout.load(req)
 
 

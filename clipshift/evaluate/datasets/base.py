@@ -13,6 +13,8 @@ from clipshift.evaluate.registry import Registry
 if TYPE_CHECKING:  # numpy is imported by the loaders, not by `clipshift --help`
     import numpy as np
 
+    from clipshift.data.cache import Resize
+
 
 @dataclass
 class EvalData:
@@ -69,7 +71,8 @@ class EvalData:
 
 @dataclass(frozen=True)
 class LoadRequest:
-    """What a layout's loader is asked for: the set at `path`, decoded at `image_size`."""
+    """What a layout's loader is asked for: the set at `path`, decoded at `image_size` after `resize`
+    (None: CLIP's preprocessing; an ImageNet classifier's resize-then-crop otherwise)."""
 
     kind: str
     path: Path  # user-expanded
@@ -79,6 +82,7 @@ class LoadRequest:
     objectnet_mappings: str | Path | None = None
     cache_dir: Path | None = None
     progress: bool = False
+    resize: Resize | None = None
 
     @property
     def spec(self) -> str:

@@ -65,7 +65,7 @@ def load(req: LoadRequest) -> EvalData:
             paths += files
             labels += [label] * len(files)
             group += [0 if g == "common" else 1] * len(files)
-    images, kept = decode(paths, req.image_size, req.cache_dir, req.progress, root)
+    images, kept = decode(paths, req.image_size, req.cache_dir, req.progress, root, req.resize)
     present = sorted({e[0] for e in entries})
     return EvalData(
         name=root.name,

@@ -13,6 +13,8 @@ from clipshift.errors import UserError
 if TYPE_CHECKING:
     import numpy as np
 
+    from clipshift.data.cache import Resize
+
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 
@@ -29,13 +31,18 @@ def subdirs(root: Path) -> list[str]:
 
 
 def decode(
-    paths: list[str], image_size: int, cache_dir: Path | None, progress: bool, where: Path
+    paths: list[str],
+    image_size: int,
+    cache_dir: Path | None,
+    progress: bool,
+    where: Path,
+    resize: Resize | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     from clipshift.data.cache import decode_to_cache
 
     if not paths:
         raise UserError(f"{where}: no image files ({', '.join(IMG_EXTENSIONS)})")
-    images, kept, _ = decode_to_cache(paths, image_size, cache_dir, progress=progress)
+    images, kept, _ = decode_to_cache(paths, image_size, cache_dir, progress=progress, resize=resize)
     if len(kept) == 0:
         raise UserError(f"{where}: none of the {len(paths)} image files could be decoded")
     return images, kept

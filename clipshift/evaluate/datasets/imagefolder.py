@@ -38,7 +38,12 @@ def load(req: LoadRequest) -> EvalData:
                 names, len(folders), str(req.class_names_file), f"imagefolder:{root} ({len(folders)} folders)"
             )
     table = load_imagefolder(
-        root, req.image_size, class_names=names, cache_dir=req.cache_dir, progress=req.progress
+        root,
+        req.image_size,
+        class_names=names,
+        cache_dir=req.cache_dir,
+        progress=req.progress,
+        resize=req.resize,
     )
     k = table.eval_classes
     labels = np.where(table.labels < k, table.labels, -1)

@@ -21,6 +21,45 @@ def imagenet_tables() -> dict[str, list[str]]:
     return data
 
 
+@cache
+def _imagenet_index() -> dict[str, frozenset[int]]:
+    """ImageNet-1k class indices by wnid, by open_clip's class name and by torchvision's category name
+    (lower-cased); a name several classes share maps to all of them."""
+    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
+    from torchvision.models import ResNet18_Weights
+
+    index: dict[str, set[int]] = {}
+    tables = [
+        imagenet_tables()["wnids"],
+        list(IMAGENET_CLASSNAMES),
+        ResNet18_Weights.IMAGENET1K_V1.meta["categories"],
+    ]
+    for table in tables:
+        for i, name in enumerate(table):
+            index.setdefault(str(name).strip().lower(), set()).add(i)
+    return {k: frozenset(v) for k, v in index.items()}
+
+
+def imagenet_columns(class_names: list[str], where: str, model: str) -> list[list[int]]:
+    """The ImageNet-1k output scoring each class of a set whose classes are named by wnid, open_clip's
+    class name or torchvision's category name (an imagefolder of wnid folders, or --classnames); one
+    line for a class that names no ImageNet class, or several."""
+    index = _imagenet_index()
+    out: list[list[int]] = []
+    for name in class_names:
+        hits = index.get(name.strip().lower(), frozenset())
+        if len(hits) != 1:
+            why = "no ImageNet-1k class" if not hits else f"{len(hits)} ImageNet-1k classes"
+            raise UserError(
+                f"{where}: class {name!r} names {why} (by wnid, open_clip's or torchvision's class name), so "
+                f"{model}'s 1,000-way ImageNet head cannot score this set; name each class's ImageNet class "
+                "with --classnames (wnids work), or use an ImageNet layout (imagenet:, imagenet-r:, "
+                "objectnet:, counteranimal:)"
+            )
+        out.append([next(iter(hits))])
+    return out
+
+
 def _imagenet_names(req: LoadRequest) -> list[str]:
     if req.class_names is None:
         from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
@@ -75,7 +114,7 @@ def load(req: LoadRequest) -> EvalData:
         files = list_images(root / f)
         paths += files
         labels += [folder_label[f]] * len(files)
-    images, kept = decode(paths, req.image_size, req.cache_dir, req.progress, root)
+    images, kept = decode(paths, req.image_size, req.cache_dir, req.progress, root, req.resize)
     subsets: dict[str, list[list[int]]] = {}
     if len(class_ids) == 1000:  # the ID sets: also report accuracy on each shift's class subset
         for s in ("imagenet-r", "imagenet-a"):

@@ -81,7 +81,7 @@ def load(req: LoadRequest) -> EvalData:
             labels += [j] * len(files)
     if not paths:
         raise UserError(f"objectnet:{root}: no images in the mapped class folders under {images_dir}")
-    images, kept = decode(paths, req.image_size, req.cache_dir, req.progress, root)
+    images, kept = decode(paths, req.image_size, req.cache_dir, req.progress, root, req.resize)
     return EvalData(
         name="objectnet",
         images=images,

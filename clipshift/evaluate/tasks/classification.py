@@ -30,6 +30,10 @@ def head_columns(model: EvalModel, data: EvalData) -> list[list[int]]:
                 f"(up to {top})"
             )
         return data.columns
+    if model.label_space is not None:  # an ImageNet head: the set's classes must name ImageNet classes
+        from clipshift.evaluate.datasets.imagenet import imagenet_columns
+
+        return imagenet_columns(data.class_names, data.name, model.name)
     if model.class_names is not None:
         index = {n: i for i, n in enumerate(model.class_names)}
         missing = [n for n in data.class_names if n not in index]
