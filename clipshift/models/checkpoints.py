@@ -111,6 +111,24 @@ def resolve_checkpoint(spec: str | Path, pretrained: str | Path | None = None) -
     return ResolvedCheckpoint(ckpt, kind, _arch(ckpt, kind, name), False, run_dir)
 
 
+def loader_files(ck: ResolvedCheckpoint) -> dict[str, Path]:
+    """The files loading `ck` may read, by role (a name relative to the checkpoint's folder, never a
+    path): `weights` always; a snapshot's `open_clip_config.json`; and for a clipshift checkpoint
+    without ARCH (a run directory or a file in one) the run's files beside it that exist:
+    `config.yaml` (a classifier's resolution; a run's world), `tokenizer.json` and
+    `open_clip_config/<arch>.json`. What `models.digest` hashes into a checkpoint's identity."""
+    files = {"weights": ck.path}
+    if ck.snapshot is not None:
+        files[SNAPSHOT_CONFIG] = ck.snapshot / SNAPSHOT_CONFIG
+        return files
+    if ck.torchscript or ck.arch_given:
+        return files
+    for rel in ("config.yaml", "tokenizer.json", f"open_clip_config/{ck.arch}.json"):
+        if (ck.home / rel).is_file():
+            files[rel] = ck.home / rel
+    return files
+
+
 HF_HUB = "hf-hub:"
 SNAPSHOT_CONFIG = "open_clip_config.json"
 SNAPSHOT_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")  # open_clip's order
@@ -335,4 +353,11 @@ def load_classifier(spec: str | Path | ResolvedCheckpoint) -> Classifier:
     return model
 
 
-__all__ = ["ResolvedCheckpoint", "load_classifier", "load_clip", "load_model", "resolve_checkpoint"]
+__all__ = [
+    "ResolvedCheckpoint",
+    "load_classifier",
+    "load_clip",
+    "load_model",
+    "loader_files",
+    "resolve_checkpoint",
+]
