@@ -128,16 +128,10 @@ def _world(args: argparse.Namespace, model_spec: str) -> Any:
         if isinstance(data.get("data"), dict) and isinstance(data["data"].get("world"), dict):
             data = data["data"]["world"]  # a run config
         return World(configio.validate(WorldSpec, data, args.world))
-    run = Path(model_spec)
-    if run.is_dir() and (run / "config.yaml").is_file():
-        import yaml
+    from clipshift.evaluate.run import run_world_spec
 
-        from clipshift.train.config import TrainConfig
-
-        cfg = TrainConfig.model_validate(yaml.safe_load((run / "config.yaml").read_text()))
-        if cfg.data.kind == "world":
-            return World(cfg.data.world)
-    return None
+    spec = run_world_spec(model_spec)
+    return World(spec) if spec is not None else None
 
 
 def _eval(args: argparse.Namespace) -> int:

@@ -33,7 +33,8 @@ ZS_CACHE_SIZE = 64
 class EvalModel:
     """`kind` 'clip' (zero-shot through `tokenizer`) or 'classifier' (`module.head`); `class_names` is
     a classifier's training label space when known (final.json); `key` identifies the weights (path,
-    size, mtime) for caches; `cache_dir` holds zero-shot weights on disk (a run's eval_cache/).
+    size, mtime) for caches; `cache_dir` holds zero-shot weights on disk (a run's eval_cache/);
+    `feature_cache` (None: off) keeps image features on disk for reuse (an evaluation study's).
 
     `family` groups models in reports: 'clip', 'classifier' (clipshift's supervised runs) or
     'imagenet_classifier' (torchvision / timm, `clipshift.models.imagenet`). `label_space` 'imagenet-1k'
@@ -56,6 +57,7 @@ class EvalModel:
     family: str = ""  # default: `kind`
     label_space: str | None = None
     resize: Resize | None = None
+    feature_cache: Any = None  # an `evaluate.features.FeatureCache`: image features reused across calls
 
     def __post_init__(self) -> None:
         if not self.family:
@@ -212,12 +214,27 @@ def image_features(
     the image tower's output for a classifier. Pixels are normalised exactly as torchvision's ToTensor +
     Normalize do (x / 255, − mean, / std), so CLIP_benchmark on PNGs of the same images sees the same
     input tensors."""
-    from tqdm import tqdm
-
     n = int(images.shape[0])
     s = int(images.shape[-1])
     if s != model.image_size:
         raise UserError(f"images are {s} px but the model takes {model.image_size} px")
+    cache = model.feature_cache
+    key = cache.key(model, images, batch_size) if cache is not None else None
+    if key is not None:
+        hit = cache.load(key)
+        if hit is not None and hit.shape[0] == n:
+            return hit
+    out = _image_features(model, images, n, batch_size, progress, desc)
+    if key is not None:
+        cache.save(key, out)
+    return out
+
+
+def _image_features(
+    model: EvalModel, images: Any, n: int, batch_size: int, progress: bool, desc: str
+) -> torch.Tensor:
+    from tqdm import tqdm
+
     mean = torch.tensor(model.mean, dtype=torch.float32).view(1, 3, 1, 1)
     std = torch.tensor(model.std, dtype=torch.float32).view(1, 3, 1, 1)
     module: Any = model.module

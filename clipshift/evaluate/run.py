@@ -40,6 +40,20 @@ def _train_counts(
     return [], []
 
 
+def run_world_spec(model_spec: str | Path) -> Any:
+    """The WorldSpec of a clipshift run directory trained on world data (what its world sets are drawn
+    from when no other world is given), else None."""
+    import yaml
+
+    from clipshift.train.config import TrainConfig
+
+    run = Path(model_spec).expanduser()
+    if not (run.is_dir() and (run / "config.yaml").is_file()):
+        return None
+    cfg = TrainConfig.model_validate(yaml.safe_load((run / "config.yaml").read_text()))
+    return cfg.data.world if cfg.data.kind == "world" else None
+
+
 def evaluate_run(
     run_dir: str | Path, cfg: EvalConfig | None = None, progress: bool = False
 ) -> list[EvalResult]:
