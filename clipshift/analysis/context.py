@@ -79,7 +79,20 @@ class Context(Generic[S]):
     def strata_axes(self) -> list[str]:
         # axes zipped with the compared one move with it: they are not other factors to stratify by
         same = zipped_with(self.data.spec, self.compare)
-        return [a for a in self.data.axes() if a != self.compare and a not in same]
+        # an evaluation study's models are the replicates of the groups compared (families), not strata;
+        # only a comparison every model takes part in at several levels (a grid over evaluation
+        # settings) is made within each model
+        units = [u for u in self.data.unit_axes() if not self._crossed(u)]
+        return [a for a in self.data.axes() if a != self.compare and a not in same and a not in units]
+
+    def _crossed(self, axis: str) -> bool:
+        """Does every level of `axis` occur at several levels of the compare factor?"""
+        if not self.compare:
+            return False
+        seen: dict[str, set[str]] = {}
+        for r in self.runs:
+            seen.setdefault(value_key(r.factors.get(axis)), set()).add(value_key(self.level_of(r)))
+        return bool(seen) and all(len(v) > 1 for v in seen.values())
 
     def compare_values(
         self,

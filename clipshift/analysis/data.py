@@ -64,6 +64,12 @@ class StudyData:
         order = _spec_axis_order(self.spec)
         return sorted(varying, key=lambda k: (order.index(k) if k in order else len(order), k))
 
+    def unit_axes(self) -> list[str]:
+        """Factors that name the replicate itself rather than a condition: an evaluation study's `model`
+        (its models are the replicates of their family, as seeds are of a training study's cell).
+        Comparisons pool over them instead of stratifying by them."""
+        return ["model"] if self.spec.get("models") else []
+
     def levels(self, axis: str, runs: Iterable[Run] | None = None) -> list[Any]:
         """The values `axis` takes, in the spec's order where it lists them."""
         seen: dict[str, Any] = {}
@@ -184,13 +190,18 @@ def value_key(v: Any) -> str:
 
 
 def _spec_axis_order(spec: dict[str, Any]) -> list[str]:
-    order = list((spec.get("grid") or {}).keys())
+    order = ["model", "family"] if spec.get("models") else []
+    order += list((spec.get("grid") or {}).keys())
     for group in _zip_groups(spec):
         order += [k for k in group if k not in order]
     return order
 
 
 def _spec_axis_values(spec: dict[str, Any], axis: str) -> list[Any]:
+    models = spec.get("models")
+    if isinstance(models, list) and axis in ("model", "family"):  # an evaluation study: the file's order
+        key = "name" if axis == "model" else "family"
+        return [m[key] for m in models if isinstance(m, dict) and m.get(key) is not None]
     grid = spec.get("grid") or {}
     if axis in grid and isinstance(grid[axis], list):
         return list(grid[axis])

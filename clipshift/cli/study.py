@@ -35,8 +35,24 @@ A study file (YAML):
   analyses:
     - {kind: spurious_drop, compare: objective.name}
 
-A run's id is a hash of its resolved config (log_every, checkpoint_every and the image caches excluded),
-so runs are shared by specs that resolve identically. It includes `threads` (default 2): on CPU the
+An evaluation study trains nothing: `models:` lists existing checkpoints (any --model spec of
+`clipshift eval`), each evaluated under base (eval, world, probe_train, threads), crossed with any grid:
+
+  name: zoo
+  models:
+    - {name: openai-rn50, model: /models/openai/RN50.pt, family: clip}
+    - {name: my-rn50, model: "RN50:/models/oct/epoch_32.pt", family: clip}
+    - {name: sup, model: runs/supervised, family: imagenet}
+  base: {eval: {sets: ["imagenet:/data/imagenet/val", "imagenet-r:/data/imagenet-r"], templates: openai}}
+  analyses:
+    - {kind: effective_robustness, x: "imagenet:/data/imagenet/val", baseline: {family: imagenet},
+       compare: family}
+
+Its runs carry the factors `model` (the name) and `family` (default: clip or classifier); a run's id
+hashes the checkpoint's content (sha256 of the files its loader reads), not its path.
+
+A training run's id is a hash of its resolved config (log_every, checkpoint_every and the image caches
+excluded), so runs are shared by specs that resolve identically. It includes `threads` (default 2): on CPU the
 numbers depend on the thread count, so every executor runs a run with its own count, and under Ray a run
 reserves that many CPUs. --set PATH=VALUE wins over the profile:
 a run-config path (epochs=1, data.n=512) is set into base, a study key (seeds=[0], grid.AXIS=[...],
@@ -74,7 +90,8 @@ def register(sub: Any) -> None:
         "study",
         "plan, run and inspect a study: a grid of runs from one YAML spec",
         "A study trains and evaluates every run of a grid (axes by dotted run-config path, zipped axes, "
-        "seeds) and keeps one tidy row per (run, eval set, metric) in STUDY_DIR/results.sqlite. Runs live "
+        "seeds), or evaluates given checkpoints (an evaluation study, `models:`), "
+        "and keeps one tidy row per (run, eval set, metric) in STUDY_DIR/results.sqlite. Runs live "
         "in STUDY_DIR/runs/<run id>/; a completed run has a `done` marker and is never retrained, an "
         "interrupted one resumes from its checkpoint, a failed one is recorded with its reason.\n\n"
         + SPEC_HELP,
@@ -180,6 +197,7 @@ def _plan(args: argparse.Namespace) -> int:
                         "factors": r.factors,
                         "seed": r.seed,
                         "config": r.config.model_dump(mode="json"),
+                        **({"checkpoint": r.checkpoint} if r.checkpoint is not None else {}),
                     }
                     for r in runs
                 ],
@@ -187,8 +205,19 @@ def _plan(args: argparse.Namespace) -> int:
         )
         return 0
     axes = spec.axes()
-    header = ["run_id", *axes, "seed"]
-    table = [[r.run_id, *[_show(r.factors.get(a)) for a in axes], str(r.seed)] for r in runs]
+    if spec.evaluates:  # no seeds; the start of the weights' sha256 instead (as `sha256sum` prints it)
+        header = ["run_id", *axes, "weights_sha256"]
+        table = [
+            [
+                r.run_id,
+                *[_show(r.factors.get(a)) for a in axes],
+                (r.checkpoint or {})["files"]["weights"][:12],
+            ]
+            for r in runs
+        ]
+    else:
+        header = ["run_id", *axes, "seed"]
+        table = [[r.run_id, *[_show(r.factors.get(a)) for a in axes], str(r.seed)] for r in runs]
     _print_table(header, table)
     shared = spec.n_points() - len(runs)
     note = f" ({shared} grid points resolve to another point's config and share its run)" if shared else ""
@@ -273,6 +302,10 @@ def _export(args: argparse.Namespace) -> int:
     n = export_results(args.study_dir, args.format, args.out)
     info(f"{n} rows -> {args.out}")
     return 0
+
+
+def _weights_sha(identity: dict[str, Any] | None) -> str:
+    return str(((identity or {}).get("files") or {}).get("weights", ""))[:12]
 
 
 def _show(v: Any) -> str:

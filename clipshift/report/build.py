@@ -103,6 +103,7 @@ def write_report(
     learning = learning_table(data)
     check_tables = factor_tables(data) + ([learning] if learning is not None else [])
     status_line, failed = status_table(data)
+    across = "the models of each group" if data.unit_axes() else "seeds"  # the replicates
     extra = []
     if not any(f.kind == "training_curves" for f in found):
         axes = data.axes()
@@ -121,9 +122,10 @@ def write_report(
         extra_figures=extra,
         check_tables=check_tables,
         footnote=(
-            f"Intervals are {round(ci * 100)} % intervals across seeds: Student t for means; for differences "
-            "between levels, Welch intervals computed within each combination of the other factors and "
-            "averaged (for effective robustness, widened by the fitted line's own bootstrap variance). "
+            f"Intervals are {round(ci * 100)} % intervals across {across}: Student t for means; for "
+            "differences between levels, Welch intervals computed within each combination of the other "
+            "factors and averaged (for effective robustness, widened by the fitted line's own bootstrap "
+            "variance). "
             "A conclusion is stated only when its interval excludes 0 (and seeds differ). "
             "Intervals are per comparison, not corrected for multiple comparisons."
         ),
@@ -157,6 +159,13 @@ def _meta(data: StudyData) -> list[str]:
     if data.study_dir is not None:
         lines.append(f"Study directory: {data.study_dir.resolve()}")
     axes = data.axes()
+    if data.unit_axes():  # an evaluation study: its models are the replicates, it has no seeds
+        n_models = len({str(r.factors.get("model")) for r in data.runs})
+        lines.append(
+            f"{len(data.runs)} runs evaluating {n_models} models (nothing trained); factors varied: "
+            f"{', '.join(axes) or 'none'}."
+        )
+        return lines
     seeds = sorted({r.seed for r in data.runs if r.seed is not None})
     lines.append(
         f"{len(data.runs)} runs; factors varied: {', '.join(axes) or 'none'}; seeds: "

@@ -1,6 +1,7 @@
 """One run of a study, as a worker executes it: train (resuming from its checkpoint), evaluate, write the
 results to the store, then the `done` marker — last and atomically, so a run with a marker is complete
-and a run without one is resumed or redone.
+and a run without one is resumed or redone. An evaluation study's run (`kind` eval) only evaluates its
+checkpoint (`study.evaluation.evaluate_checkpoint`) and writes the same records.
 
 The run directory `runs/<run_id>/` is the train run dir (config.yaml, metrics.jsonl, checkpoints/,
 final.json) plus run.json (id, factors, seed, full run config), eval.json (every EvalResult and the tidy
@@ -49,6 +50,9 @@ class RunTask:
     study_dir: str
     git_rev: str | None = None
     progress: bool = False  # the training bar (in-process runs only)
+    # train: train, then evaluate (config: a RunConfig); eval: evaluate a checkpoint (an EvalRunConfig)
+    kind: str = "train"
+    features_dir: str | None = None  # eval: image features shared with the checkpoint's other runs
 
 
 @dataclass
@@ -164,26 +168,28 @@ def execute_run(task: RunTask) -> RunOutcome:
 
 
 def _execute(task: RunTask, d: Path) -> RunOutcome:
-    from clipshift.study.spec import RunConfig
-
-    cfg = RunConfig.model_validate(task.config)
     import torch
 
     # the run's own thread count, for training and evaluation alike, whichever executor runs it: on CPU
     # float results depend on it, and a run id must mean one set of numbers (the driver's setting returns)
+    threads = task.config.get("threads")
     before = torch.get_num_threads()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    if threads:
+        torch.set_num_threads(int(threads))
     try:
-        return _train_and_evaluate(task, cfg, d)
+        if task.kind == "eval":
+            from clipshift.study.evaluation import evaluate_checkpoint
+
+            return evaluate_checkpoint(task, d)
+        from clipshift.study.spec import RunConfig
+
+        return _train_and_evaluate(task, RunConfig.model_validate(task.config), d)
     finally:
         torch.set_num_threads(before)
 
 
-def _train_and_evaluate(task: RunTask, cfg: Any, d: Path) -> RunOutcome:
-    from clipshift.study.store import ResultsStore
-    from clipshift.train.run import finished_record, train
-
+def start_record(task: RunTask, d: Path, **extra: Any) -> None:
+    """run.json (id, study, factors, seed, full config, and `extra`), with any old failure record gone."""
     (d / FAILED).unlink(missing_ok=True)
     write_json(
         d / RUN,
@@ -193,19 +199,15 @@ def _train_and_evaluate(task: RunTask, cfg: Any, d: Path) -> RunOutcome:
             "factors": task.factors,
             "seed": task.seed,
             "config": task.config,
+            **extra,
         },
     )
-    t0 = time.perf_counter()
-    # the run directory is the run's identity (a hash of its config), so any finished record counts
-    final = finished_record(d)
-    trained = final is None
-    if trained:  # else: interrupted between training and evaluation; only evaluate again
-        final = train(cfg.train_config(), d, resume=True, progress=task.progress)
-    assert final is not None
 
-    from clipshift.evaluate import evaluate_run
 
-    results = evaluate_run(d, cfg.eval, progress=task.progress)
+def record_results(task: RunTask, d: Path, results: list[Any]) -> list[Row]:
+    """eval.json (every EvalResult and the tidy rows) and the rows in the store; returns the rows."""
+    from clipshift.study.store import ResultsStore
+
     rows = [row for res in results for row in res.rows()]
     write_json(
         d / EVAL,
@@ -220,22 +222,45 @@ def _train_and_evaluate(task: RunTask, cfg: Any, d: Path) -> RunOutcome:
         store.add_results(task.run_id, rows)
     finally:
         store.close()
-    wall = round(time.perf_counter() - t0, 2)
-    sps = final.get("samples_per_s")
+    return rows
+
+
+def finish_record(task: RunTask, d: Path, wall: float, samples_per_s: Any, **extra: Any) -> None:
+    """The `done` marker, last and atomically: the run is complete."""
     summary = {
         "run_id": task.run_id,
         "status": "done",
         "factors": task.factors,
         "seed": task.seed,
         "wall_s": wall,
-        "samples_per_s": sps,
-        "steps": final.get("steps"),
-        "final_loss": _finite(final.get("final_loss")),
-        "rows": len(rows),
+        "samples_per_s": samples_per_s,
+        **extra,
         "git_rev": task.git_rev,
         "finished": _now(),
     }
-    write_json(d / DONE, summary)  # last: the run is complete
+    write_json(d / DONE, summary)
+
+
+def _train_and_evaluate(task: RunTask, cfg: Any, d: Path) -> RunOutcome:
+    from clipshift.train.run import finished_record, train
+
+    start_record(task, d)
+    t0 = time.perf_counter()
+    # the run directory is the run's identity (a hash of its config), so any finished record counts
+    final = finished_record(d)
+    trained = final is None
+    if trained:  # else: interrupted between training and evaluation; only evaluate again
+        final = train(cfg.train_config(), d, resume=True, progress=task.progress)
+    assert final is not None
+
+    from clipshift.evaluate import evaluate_run
+
+    results = evaluate_run(d, cfg.eval, progress=task.progress)
+    rows = record_results(task, d, results)
+    wall = round(time.perf_counter() - t0, 2)
+    sps = final.get("samples_per_s")
+    loss = _finite(final.get("final_loss"))
+    finish_record(task, d, wall, sps, steps=final.get("steps"), final_loss=loss, rows=len(rows))
     return RunOutcome(task.run_id, "done", None, wall, sps, trained)
 
 

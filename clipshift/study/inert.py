@@ -22,12 +22,16 @@ import numpy as np
 
 from clipshift.objectives import OBJECTIVES, Objective
 from clipshift.study.planner import HASH_EXCLUDE, PlannedRun
-from clipshift.study.spec import StudySpec
+from clipshift.study.spec import RunConfig, StudySpec
 from clipshift.train.identity import unread_fields
 
 
 def plan_warnings(spec: StudySpec, runs: list[PlannedRun]) -> list[str]:
-    """Every warning of a planned study, axes first."""
+    """Every warning of a planned study, axes first (an evaluation study's: `evaluation_warnings`)."""
+    if spec.evaluates:
+        from clipshift.study.evaluation import evaluation_warnings
+
+        return evaluation_warnings(spec, runs)
     return [*unreached_axes(spec, runs), *inert_settings(runs)]
 
 
@@ -61,34 +65,40 @@ def inert_settings(runs: list[PlannedRun]) -> list[str]:
     groups: dict[tuple[str, str], list[PlannedRun]] = {}
     cache: dict[str, np.ndarray | None] = {}
     for r in runs:
-        cls = OBJECTIVES[r.config.objective.name]
+        cls = OBJECTIVES[_cfg(r).objective.name]
         if cls.inert.__func__ is Objective.inert.__func__:  # type: ignore[attr-defined]  # nothing to check
             continue
-        key = json.dumps(r.config.data.model_dump(mode="json", exclude={"cache_dir"}), sort_keys=True)
+        key = json.dumps(_cfg(r).data.model_dump(mode="json", exclude={"cache_dir"}), sort_keys=True)
         if key not in cache:
-            cache[key] = r.config.data.class_counts()
+            cache[key] = _cfg(r).data.class_counts()
         counts = cache[key]
         if counts is None or counts.sum() == 0:
             continue
-        found = cls.inert(r.config.objective.options, counts / counts.sum(), r.config.optim.batch_size)
+        found = cls.inert(_cfg(r).objective.options, counts / counts.sum(), _cfg(r).optim.batch_size)
         if found is not None:
             groups.setdefault(found, []).append(r)
     out = []
     configs = {r.run_id: r.config.model_dump(mode="json") for r in runs}
     for (what, why), members in groups.items():
         option = what.split()[0]  # `what` starts with the option's name ("dynamic_k = 3")
-        value = getattr(members[0].config.objective.options, option, None)
+        value = getattr(_cfg(members[0]).objective.options, option, None)
         # the runs the warning's own words do not already exclude: same objective, same setting
         others = [
             r
             for r in runs
             if r not in members
-            and r.config.objective.name == members[0].config.objective.name
-            and getattr(r.config.objective.options, option, None) == value
+            and _cfg(r).objective.name == _cfg(members[0]).objective.name
+            and getattr(_cfg(r).objective.options, option, None) == value
         ]
         where = _where(members, others, configs, drop=(f"objective.{option}",))
         out.append(f"{what} cannot act in {where}: {why}")
     return out
+
+
+def _cfg(run: PlannedRun) -> RunConfig:
+    """A training run's config (inert settings are objective settings: evaluation runs have none)."""
+    assert isinstance(run.config, RunConfig)
+    return run.config
 
 
 def _where(

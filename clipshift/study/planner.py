@@ -14,6 +14,7 @@ from typing import Any
 
 from clipshift.configio import set_path
 from clipshift.study.spec import (
+    EvalRunConfig,
     Layer,
     RunConfig,
     StudySpec,
@@ -36,14 +37,17 @@ ID_LENGTH = 12
 @dataclass(frozen=True)
 class PlannedRun:
     run_id: str
-    factors: dict[str, Any]  # grid/zip axis -> value (not the seed)
+    factors: dict[str, Any]  # grid/zip axis -> value (not the seed); an evaluation's model and family too
     seed: int
-    config: RunConfig = field(repr=False)
+    config: RunConfig | EvalRunConfig = field(repr=False)
+    # an evaluation run: the content identity of its checkpoint (`models.digest`); None: a training run
+    checkpoint: dict[str, Any] | None = field(default=None, repr=False)
 
     def label(self) -> str:
-        """`objective.name=clip data.n=512 seed=0`, for progress lines."""
+        """`objective.name=clip data.n=512 seed=0` (an evaluation run: `model=x family=clip`), for
+        progress lines."""
         parts = [f"{k}={_show(v)}" for k, v in self.factors.items()]
-        return " ".join([*parts, f"seed={self.seed}"])
+        return " ".join(parts if self.checkpoint is not None else [*parts, f"seed={self.seed}"])
 
 
 def _show(v: Any) -> str:
@@ -70,8 +74,13 @@ def run_id(cfg: RunConfig) -> str:
 def plan(spec: StudySpec, *, profile: str | None = None, overrides: Sequence[str] = ()) -> list[PlannedRun]:
     """Every run of the study, seeds outermost (all factor combinations of the first seed come first, so a
     partial study already covers the grid). Points that resolve to an earlier point's config share its
-    run and are listed once."""
+    run and are listed once. An evaluation study (`models:`) is planned by
+    `study.evaluation.plan_evaluation`."""
     spec = resolve(spec, profile, overrides)
+    if spec.evaluates:
+        from clipshift.study.evaluation import plan_evaluation
+
+        return plan_evaluation(spec)
     base = with_defaults(spec.base)
     grid_axes = list(spec.grid.items())
     zip_groups = [list(g.items()) for g in spec.zip]

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -21,6 +22,7 @@ import yaml
 
 from clipshift.errors import UserError
 from clipshift.study import execute as ex
+from clipshift.study.evaluation import FEATURES, feature_sharing
 from clipshift.study.executors import make_executor
 from clipshift.study.inert import plan_warnings
 from clipshift.study.planner import HASH_EXCLUDE, PlannedRun, plan
@@ -82,7 +84,10 @@ def _spec_of(spec: str | Path | StudySpec) -> StudySpec:
 
 
 def _dump_spec(spec: StudySpec) -> dict[str, Any]:
-    return spec.model_dump(mode="json", exclude_none=False)
+    data = spec.model_dump(mode="json", exclude_none=False)
+    if data.get("models") is None:
+        data.pop("models", None)  # a training study: its study.yaml as before evaluation studies existed
+    return data
 
 
 def write_spec(spec: StudySpec, path: Path) -> None:
@@ -132,7 +137,8 @@ def run_study(
         ex_ = make_executor(
             executor, workers=workers, address=address, threads=max(r.config.threads or 1 for r in todo)
         )
-        ran = _drive(store, ex_, resolved.name, out, todo, len(runs), len(done_before), rev, progress)
+        shared = feature_sharing(runs)
+        ran = _drive(store, ex_, resolved.name, out, todo, len(runs), len(done_before), rev, progress, shared)
         failures += [f for f in ran if f.get("reason") is not None]
         n_ran = sum(1 for f in ran if f.get("reason") is None)
         return _summary(resolved.name, out, runs, len(done_before), n_ran, failures, t0, warnings)
@@ -193,9 +199,11 @@ def _drive(
     done_before: int,
     rev: str | None,
     progress: bool,
+    shared: Collection[str] = (),
 ) -> list[dict[str, Any]]:
     """Keep the executor's slots full, record statuses, print a line per start and finish; returns the
-    finished runs (with a `reason` when they failed)."""
+    finished runs (with a `reason` when they failed). Evaluation runs in `shared` keep their image
+    features in STUDY_DIR/features/ for the other runs of their checkpoint."""
     from tqdm import tqdm
 
     bar = tqdm(
@@ -224,6 +232,8 @@ def _drive(
             git_rev=rev,
             # the inner train/eval bars only on a terminal: in a log they are noise
             progress=progress and executor.in_process and sys.stderr.isatty(),
+            kind="train" if r.checkpoint is None else "eval",
+            features_dir=str(out / FEATURES) if r.run_id in shared else None,
         )
 
     queue = deque(task(r) for r in todo)

@@ -4,6 +4,11 @@ A study YAML is validated in two steps. Its structure first (`StudySpec`), then 
 expands to (`RunConfig`): each value is set into the run config by a *layer* that remembers where in the
 file it came from, so a problem in an expanded config is reported at the grid value, zip value,
 profile entry or `--set` that caused it (`study.yaml: grid.objective.name[2] = 'clipp': ...`).
+
+An *evaluation study* (`models:`) trains nothing: each run evaluates one existing checkpoint (`ModelEntry`,
+any spec `clipshift eval --model` takes) under `base`, an `EvalSettings` (eval sets and metrics, a world
+for world sets, threads), crossed with the grid and zip axes over those settings
+(`clipshift.study.evaluation` plans and executes such runs).
 """
 
 from __future__ import annotations
@@ -12,9 +17,9 @@ import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from clipshift.analysis.spec import AnalysisSpec
 from clipshift.configio import parse_override, read_mapping, set_path, validate
@@ -22,9 +27,16 @@ from clipshift.data.config import with_default_source
 from clipshift.errors import UserError, format_validation_error
 from clipshift.evaluate.config import EvalConfig
 from clipshift.train.config import TrainConfig
+from clipshift.world.spec import WorldSpec
+
+C = TypeVar("C", bound=BaseModel)
 
 # the top-level keys of a study file; a dotted path starting with any other name is a run-config path
-SPEC_FIELDS = ("name", "base", "grid", "zip", "seeds", "profiles", "profile", "analyses")
+SPEC_FIELDS = ("name", "base", "grid", "zip", "seeds", "profiles", "profile", "analyses", "models")
+# study keys a profile (or --set) may replace besides run-config paths
+PROFILE_SPEC_KEYS = ("seeds", "grid", "zip", "analyses", "models")
+# the factors every run of an evaluation study carries besides its grid and zip axes
+MODEL_FACTORS = ("model", "family")
 # torch CPU threads of a study run whose config leaves them unset: a fixed number, not the machine's, so
 # the run id (which includes it) means the same numbers on every machine and executor
 DEFAULT_RUN_THREADS = 2
@@ -42,6 +54,72 @@ class RunConfig(TrainConfig):
         data = self.model_dump(exclude={"eval"})
         data["snapshots"] = sorted({*self.snapshots, *self.eval.convergence_points})
         return TrainConfig.model_validate(data)
+
+
+class ModelEntry(BaseModel):
+    """One model of an evaluation study: a spec as `clipshift eval --model` takes it, and the labels its
+    results carry (factors `model` and `family`). A plain string is an entry with only `model`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        "", description="the model's name in the results (factor `model`); default: the spec as written"
+    )
+    model: str = Field(
+        ...,
+        min_length=1,
+        description="what `clipshift eval --model` takes: a clipshift run directory, a checkpoint file, "
+        "ARCH:PATH, an open_clip snapshot folder, hf-hub:ORG/NAME (local cache), an OpenAI .pt archive",
+    )
+    pretrained: str | None = Field(
+        None, min_length=1, description="local weights when `model` is an architecture name (--pretrained)"
+    )
+    family: str | None = Field(
+        None,
+        min_length=1,
+        description="a group label (factor `family`, e.g. clip, imagenet) analyses compare or fit their "
+        "baseline on; default: the checkpoint's kind (clip or classifier)",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain(cls, v: Any) -> Any:
+        return {"model": v} if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _named(self) -> ModelEntry:
+        if not self.name:
+            self.name = f"{self.model}:{self.pretrained}" if self.pretrained else self.model
+        return self
+
+
+class EvalSettings(BaseModel):
+    """The `base` of an evaluation study: what every model is evaluated on, and how."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="evaluation sets and metrics")
+    world: WorldSpec | None = Field(
+        None,
+        description="the world that world sets (iid, counter, ...) are drawn from; default: a clipshift "
+        "run's own world (other models then need it)",
+    )
+    probe_train: str | None = Field(
+        None,
+        description="linear probe / kNN training data, a dataset spec (default: fresh world iid samples, "
+        "or half of each set)",
+    )
+    objectnet_mappings: Path | None = Field(None, description="ObjectNet's mappings/ folder")
+    threads: int | None = Field(
+        None, ge=1, description="torch CPU threads (a study fixes them: float results depend on them)"
+    )
+
+
+class EvalRunConfig(EvalSettings):
+    """One run of an evaluation study: one model evaluated, nothing trained."""
+
+    model: str = Field(..., min_length=1, description="the model spec (`clipshift eval --model`)")
+    pretrained: str | None = Field(None, description="local weights for an architecture name")
 
 
 class StudySpec(BaseModel):
@@ -69,6 +147,11 @@ class StudySpec(BaseModel):
     )
     profile: str | None = Field(None, description="the default profile (the CLI's --profile overrides)")
     analyses: list[AnalysisSpec] = Field(default_factory=list, description="analyses the report computes")
+    models: list[ModelEntry] | None = Field(
+        None,
+        description="an evaluation study: the models its runs evaluate (existing checkpoints, never "
+        "trained); `base` is then an evaluation config (eval, world, probe_train, threads)",
+    )
 
     _source: str = PrivateAttr("study")
     _profile_used: str | None = PrivateAttr(None)
@@ -83,13 +166,20 @@ class StudySpec(BaseModel):
         """The profile folded into `base` by `resolve` (None: none, or not resolved yet)."""
         return self._profile_used
 
+    @property
+    def evaluates(self) -> bool:
+        """An evaluation study (`models:`): its runs evaluate given checkpoints instead of training."""
+        return self.models is not None
+
     def axes(self) -> list[str]:
-        """Every grid and zip axis, in file order."""
-        return list(self.grid) + [a for group in self.zip for a in group]
+        """Every factor the runs vary: an evaluation study's `model` and `family`, then every grid and zip
+        axis, in file order."""
+        own = list(MODEL_FACTORS) if self.evaluates else []
+        return own + list(self.grid) + [a for group in self.zip for a in group]
 
     def n_points(self) -> int:
-        """Runs before de-duplication: seeds x grid product x zip lengths."""
-        n = len(self.seeds)
+        """Runs before de-duplication: seeds (or models) x grid product x zip lengths."""
+        n = len(self.models) if self.models is not None else len(self.seeds)
         for values in self.grid.values():
             n *= len(values)
         for group in self.zip:
@@ -152,12 +242,12 @@ def resolve(spec: StudySpec, profile: str | None = None, overrides: Sequence[str
     if chosen is not None:
         for key, value in data["profiles"][chosen].items():
             parts = key.split(".")
-            if parts[0] in ("seeds", "grid", "zip", "analyses"):  # e.g. real data has other axes
+            if parts[0] in PROFILE_SPEC_KEYS:  # e.g. real data has other axes
                 _set_spec_path(data, parts, value, f"profiles.{chosen}.{key}")
             elif parts[0] in SPEC_FIELDS:
                 raise UserError(
                     f"{source}: profiles.{chosen}.{key}: a profile sets run-config paths, seeds, zip, "
-                    f"grid(.<axis>) or analyses, not {parts[0]}"
+                    f"grid(.<axis>), analyses or models, not {parts[0]}"
                 )
             else:
                 set_path(base, parts, value, f"{source}: profiles.{chosen}.{key}")
@@ -176,7 +266,10 @@ def resolve(spec: StudySpec, profile: str | None = None, overrides: Sequence[str
     data["base"] = base
     data["profile"] = None
     out = parse_study(data, source)
-    validate_run(with_defaults(base), layers, source)
+    if out.evaluates:
+        validate_config(EvalSettings, eval_defaults(base), layers, source)
+    else:
+        validate_run(with_defaults(base), layers, source)
     out._profile_used = chosen if chosen is not None else spec.profile_used
     return out
 
@@ -224,23 +317,56 @@ def _check_structure(spec: StudySpec) -> None:
             check_axis(f"zip[{i}].{axis}", axis, values)
     if len(set(spec.seeds)) != len(spec.seeds):
         raise UserError(f"{where}seeds = {spec.seeds}: a seed appears twice")
+    if spec.models is not None:
+        _check_models(spec)
+
+
+def _check_models(spec: StudySpec) -> None:
+    """An evaluation study: some models, each name once, no seeds, no axis that names the model."""
+    where = f"{spec.source}: "
+    assert spec.models is not None
+    if not spec.models:
+        raise UserError(f"{where}models: give at least one model (or leave `models` out to train)")
+    if spec.seeds != [0]:
+        raise UserError(
+            f"{where}seeds = {spec.seeds}: an evaluation study trains nothing, so it has no seeds "
+            "(its models are the replicates); leave `seeds` out"
+        )
+    for key in ("model", "pretrained"):
+        if key in spec.base:
+            raise UserError(f"{where}base.{key}: an evaluation study names its models under `models:`")
+    names: dict[str, int] = {}
+    for i, m in enumerate(spec.models):
+        if m.name in names:
+            raise UserError(
+                f"{where}models[{i}].name = {m.name!r}: models[{names[m.name]}] has that name too; "
+                "names identify the models in the results"
+            )
+        names[m.name] = i
+    for axis in spec.axes()[len(MODEL_FACTORS) :]:
+        head = axis.split(".")[0]
+        if head in ("model", "pretrained", "family"):
+            raise UserError(
+                f"{where}{axis}: an evaluation study varies its models through `models:`, not an axis"
+            )
 
 
 def check_analyses(spec: StudySpec) -> None:
-    """Analyses compare grid or zip axes; checked after the runs, whose errors come first."""
+    """Analyses compare grid or zip axes (and an evaluation study's `model` and `family`); checked after
+    the runs, whose errors come first."""
     where = f"{spec.source}: "
     axes = spec.axes()
     for i, a in enumerate(spec.analyses):
         if a.compare is not None and a.compare not in axes and a.compare != "seed":
             raise UserError(
-                f"{where}analyses[{i}].compare = {a.compare!r}: not a grid or zip axis "
+                f"{where}analyses[{i}].compare = {a.compare!r}: not a factor of the study "
                 f"({', '.join(axes) or 'the study has none'})"
             )
         for field, keys in a.axis_filters().items():
             for key in keys:
                 if key not in axes:
                     raise UserError(
-                        f"{where}analyses[{i}].{field}.{key}: not a grid or zip axis "
+                        f"{where}analyses[{i}].{field}.{key}: not a factor of the study "
                         f"({', '.join(axes) or 'the study has none'})"
                     )
 
@@ -258,17 +384,30 @@ def with_defaults(base: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def eval_defaults(base: dict[str, Any]) -> dict[str, Any]:
+    """An evaluation run mapping with its thread count fixed (DEFAULT_RUN_THREADS when unset)."""
+    out = copy.deepcopy(base)
+    if out.get("threads") is None:
+        out["threads"] = DEFAULT_RUN_THREADS
+    return out
+
+
 def validate_run(data: dict[str, Any], layers: Sequence[Layer], source: str) -> RunConfig:
     """Validate one expanded run; the first problem is reported where the study file caused it."""
+    cfg = validate_config(RunConfig, data, layers, source)
+    _check_eval_sets(cfg, layers, source)
+    return cfg
+
+
+def validate_config(cls: type[C], data: dict[str, Any], layers: Sequence[Layer], source: str) -> C:
+    """`data` as a `cls`; the first problem is reported where the study file caused it."""
     try:
-        cfg = RunConfig.model_validate(data)
+        return cls.model_validate(data)
     except ValidationError as e:
         first: dict[str, Any] = dict(e.errors()[0])
         loc = _clean_loc(tuple(first.get("loc", ())), data)
         first["loc"] = _study_loc(loc, layers, first.get("type") == "extra_forbidden")
         raise UserError(format_validation_error(_OneError(first, len(e.errors())), source)) from None
-    _check_eval_sets(cfg, layers, source)
-    return cfg
 
 
 def _check_eval_sets(cfg: RunConfig, layers: Sequence[Layer], source: str) -> None:
