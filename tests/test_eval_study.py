@@ -392,3 +392,48 @@ def test_shipped_zoo_validates_and_names_its_first_missing_path(capsys):
     assert main(["study", "plan", str(ZOO)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "models[0]" in err[0] and "/models/" in err[0], err
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_identity_of_each_format_covers_the_files_its_loader_reads_and_no_path(tmp_path):
+    """Snapshot folders, OpenAI archives and clipshift run directories: a copy under another name is the
+    same model; a change to any file the loader reads (a snapshot's config, a run's tokenizer) is not."""
+    from test_snapshots import openai_archive, write_snapshot
+
+    from clipshift.models import ModelConfig, OpenClipTokenizer, build_clip, open_clip_config
+    from clipshift.models.digest import checkpoint_identity
+
+    torch.set_num_threads(1)  # restored after the test
+    tok = OpenClipTokenizer()
+    model = build_clip(ModelConfig(), tok)
+    snap = write_snapshot(tmp_path / "snap", model, open_clip_config(ModelConfig(), tok))
+    ident = checkpoint_identity(snap)
+    assert set(ident["files"]) == {"weights", "open_clip_config.json"} and "arch" not in ident
+    assert checkpoint_identity(shutil.copytree(snap, tmp_path / "other-name")) == ident
+    cfg = json.loads((snap / "open_clip_config.json").read_text())
+    cfg["preprocess_cfg"]["mean"] = [0.5, 0.5, 0.5]
+    (tmp_path / "other-name" / "open_clip_config.json").write_text(json.dumps(cfg))
+    assert checkpoint_identity(tmp_path / "other-name") != ident
+
+    openai_archive(tmp_path / "ViT-B-32.pt")
+    shutil.copy(tmp_path / "ViT-B-32.pt", tmp_path / "renamed.pt")
+    ts = checkpoint_identity(tmp_path / "ViT-B-32.pt")
+    assert ts["format"] == "torchscript" and ts == checkpoint_identity(tmp_path / "renamed.pt")
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "open_clip_config").mkdir()
+    torch.save(
+        {"state_dict": model.state_dict(), "name": ARCH, "kind": "clip"}, run / "checkpoints" / "final.pt"
+    )
+    (run / "open_clip_config" / f"{ARCH}.json").write_text(json.dumps(open_clip_config(ModelConfig(), tok)))
+    (run / "tokenizer.json").write_text(json.dumps(tok.state()))
+    (run / "final.json").write_text(json.dumps({"class_names": ["zorp", "dub"], "wall_s": 3.0}))
+    ident = checkpoint_identity(run)
+    assert ident["format"] == "run" and ident["class_names"] == ["zorp", "dub"]
+    assert set(ident["files"]) == {"weights", "tokenizer.json", f"open_clip_config/{ARCH}.json"}
+    copy = shutil.copytree(run, tmp_path / "run-copy")
+    (copy / "final.json").write_text(json.dumps({"class_names": ["zorp", "dub"], "wall_s": 9.0}))
+    assert checkpoint_identity(copy) == ident  # a run's timing is no part of the model
+    (copy / "tokenizer.json").write_text(json.dumps({**tok.state(), "context_length": 16}))
+    assert checkpoint_identity(copy) != ident
