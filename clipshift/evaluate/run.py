@@ -50,7 +50,10 @@ def run_world_spec(model_spec: str | Path) -> Any:
     run = Path(model_spec).expanduser()
     if not (run.is_dir() and (run / "config.yaml").is_file()):
         return None
-    cfg = TrainConfig.model_validate(yaml.safe_load((run / "config.yaml").read_text()))
+    try:
+        cfg = TrainConfig.model_validate(yaml.safe_load((run / "config.yaml").read_text()))
+    except Exception as e:
+        raise UserError(f"{run / 'config.yaml'}: not a valid run config ({str(e).splitlines()[0]})") from e
     return cfg.data.world if cfg.data.kind == "world" else None
 
 
