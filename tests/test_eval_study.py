@@ -279,6 +279,7 @@ def test_report_compares_families(ran, tmp_path):
     assert [row[:2] for row in table.rows] == [["clip", "2"], ["imagenet", "2"]]
     html = (tmp_path / "report.html").read_text()
     assert "c6" in html and "family" in html and "4 runs evaluating 4 models" in html
+    assert "Manipulation checks" not in html  # nothing was trained or manipulated
     assert main(["study", "export", str(ran), "--format", "csv", "--out", str(tmp_path / "t.csv")]) == 0
     header = (tmp_path / "t.csv").read_text().splitlines()[0].split(",")
     assert {"model", "family"} <= set(header)

@@ -64,11 +64,16 @@ class StudyData:
         order = _spec_axis_order(self.spec)
         return sorted(varying, key=lambda k: (order.index(k) if k in order else len(order), k))
 
+    @property
+    def evaluates(self) -> bool:
+        """An evaluation study (`models:` in its spec): its runs evaluated checkpoints, trained nothing."""
+        return bool(self.spec.get("models"))
+
     def unit_axes(self) -> list[str]:
         """Factors that name the replicate itself rather than a condition: an evaluation study's `model`
         (its models are the replicates of their family, as seeds are of a training study's cell).
         Comparisons pool over them instead of stratifying by them."""
-        return ["model"] if self.spec.get("models") else []
+        return ["model"] if self.evaluates else []
 
     def levels(self, axis: str, runs: Iterable[Run] | None = None) -> list[Any]:
         """The values `axis` takes, in the spec's order where it lists them."""

@@ -100,10 +100,12 @@ def write_report(
     out = Path(out_path)
     found = findings(data, ci=ci, n_boot=n_boot)
     warnings = [f"Warning: {w}" for w in data.warnings] + _copies_warning(data)
-    learning = learning_table(data)
-    check_tables = factor_tables(data) + ([learning] if learning is not None else [])
+    check_tables: list[Table] = []
+    if not data.evaluates:  # an evaluation study trained nothing: no factor was manipulated, none learning
+        learning = learning_table(data)
+        check_tables = factor_tables(data) + ([learning] if learning is not None else [])
     status_line, failed = status_table(data)
-    across = "the models of each group" if data.unit_axes() else "seeds"  # the replicates
+    across = "the models of each group" if data.evaluates else "seeds"  # the replicates
     extra = []
     if not any(f.kind == "training_curves" for f in found):
         axes = data.axes()
@@ -159,7 +161,7 @@ def _meta(data: StudyData) -> list[str]:
     if data.study_dir is not None:
         lines.append(f"Study directory: {data.study_dir.resolve()}")
     axes = data.axes()
-    if data.unit_axes():  # an evaluation study: its models are the replicates, it has no seeds
+    if data.evaluates:  # its models are the replicates; it has no seeds
         n_models = len({str(r.factors.get("model")) for r in data.runs})
         lines.append(
             f"{len(data.runs)} runs evaluating {n_models} models (nothing trained); factors varied: "
