@@ -438,3 +438,61 @@ def test_identity_of_each_format_covers_the_files_its_loader_reads_and_no_path(t
     assert checkpoint_identity(copy) == ident  # a run's timing is no part of the model
     (copy / "tokenizer.json").write_text(json.dumps({**tok.state(), "context_length": 16}))
     assert checkpoint_identity(copy) != ident
+
+
+def test_torchvision_and_timm_specs_are_identified_by_content_and_default_to_their_family(zoo, tmp_path):
+    """tv:/timm: entries are located and hashed without loading them (any bytes do here); torchvision's
+    file name picks its preprocessing, so it is part of a tv: identity, while the folder is not."""
+    from clipshift.models.digest import checkpoint_identity
+
+    spec = zoo[2]
+    for d in ("x", "y"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "resnet50-0676ba61.pth").write_bytes(b"weights")
+    (tmp_path / "x" / "renamed.pth").write_bytes(b"weights")
+    tv = checkpoint_identity(f"tv:resnet50:{tmp_path / 'x' / 'resnet50-0676ba61.pth'}")
+    assert tv["library"] == "tv" and tv["file_name"] == "resnet50-0676ba61.pth"
+    assert checkpoint_identity(f"tv:resnet50:{tmp_path / 'y' / 'resnet50-0676ba61.pth'}") == tv
+    assert checkpoint_identity("tv:resnet50", tmp_path / "x" / "renamed.pth") != tv
+    timm = checkpoint_identity(f"timm:test_resnet:{tmp_path / 'x' / 'renamed.pth'}")
+    assert "file_name" not in timm
+    assert checkpoint_identity(f"timm:test_resnet:{tmp_path / 'y' / 'resnet50-0676ba61.pth'}") == timm
+    s = {"name": "tv", "models": [spec["models"][0], f"timm:test_resnet:{tmp_path / 'x' / 'renamed.pth'}"],
+         "base": spec["base"]}  # fmt: skip
+    runs = plan(load_study(write(tmp_path / "tv.yaml", s)))
+    assert [r.factors["family"] for r in runs] == ["clip", "imagenet_classifier"]
+    s["models"].append(f"tv:resnet50:{tmp_path / 'nowhere.pth'}")
+    with pytest.raises(UserError, match=r"models\[2\] \(tv:resnet50:.*nowhere.pth\): .*not found"):
+        plan(load_study(write(tmp_path / "tv.yaml", s)))
+
+
+def test_a_torchvision_classifier_runs_in_an_evaluation_study_as_in_clipshift_eval(tmp_path):
+    """A tv: model (random-initialised, its own preprocessing and 1000-way head) on an ImageNet-R layout:
+    the study's numbers are `clipshift eval`'s."""
+    import torchvision
+    from test_classifiers import TV_ARCH, _images
+
+    from clipshift.evaluate.datasets import imagenet_tables
+
+    torch.set_num_threads(1)  # restored after the test
+    torch.manual_seed(0)
+    net = torchvision.models.get_model(TV_ARCH, weights=None, num_classes=1000)
+    torch.save(net.state_dict(), tmp_path / "tv.pth")
+    subset, images = imagenet_tables()["imagenet-r"], iter(_images(6, 0))
+    for wnid in (subset[0], subset[5], subset[199]):
+        for k in range(2):
+            (tmp_path / "inr" / wnid).mkdir(parents=True, exist_ok=True)
+            next(images).save(tmp_path / "inr" / wnid / f"{k}.png")
+    model, dataset = f"tv:{TV_ARCH}:{tmp_path / 'tv.pth'}", f"imagenet-r:{tmp_path / 'inr'}"
+    s = {"name": "tv", "models": [{"name": "regnet", "model": model}],
+         "base": {"eval": {"sets": [dataset], "templates": "openai"}, "threads": 1}}  # fmt: skip
+    summary = run_study(write(tmp_path / "tv.yaml", s), tmp_path / "study", progress=False)
+    assert summary.ok and summary.ran == 1, summary.line()
+    rows = [r for r in rows_of(tmp_path / "study") if r["class_id"] == -1 and r["task"] == "classification"]
+    assert {r["factors"]["family"] for r in rows} == {"imagenet_classifier"}
+    out = tmp_path / "eval.json"
+    args = ["eval", "--model", model, "--dataset", dataset, "--threads", "1", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    theirs = {k: v for k, v in json.loads(out.read_text())["metrics"].items() if v is not None}
+    mine = {r["metric"]: r["value"] for r in rows}
+    assert "acc1" in theirs and {k: mine[k] for k in theirs} == theirs

@@ -43,12 +43,14 @@ An evaluation study trains nothing: `models:` lists existing checkpoints (any --
     - {name: openai-rn50, model: /models/openai/RN50.pt, family: clip}
     - {name: my-rn50, model: "RN50:/models/oct/epoch_32.pt", family: clip}
     - {name: sup, model: runs/supervised, family: imagenet}
+    - {name: tv-rn50, model: "tv:resnet50:/models/tv/resnet50-0676ba61.pth", family: imagenet}
   base: {eval: {sets: ["imagenet:/data/imagenet/val", "imagenet-r:/data/imagenet-r"], templates: openai}}
   analyses:
     - {kind: effective_robustness, x: "imagenet:/data/imagenet/val", baseline: {family: imagenet},
        compare: family}
 
-Its runs carry the factors `model` (the name) and `family` (default: clip or classifier); a run's id
+Its runs carry the factors `model` (the name) and `family` (default: clip, classifier or
+imagenet_classifier); a run's id
 hashes the checkpoint's content (sha256 of the files its loader reads), not its path.
 
 A training run's id is a hash of its resolved config (log_every, checkpoint_every and the image caches

@@ -2,9 +2,10 @@
 the loader besides (an architecture given as ARCH:PATH, the checkpoint's kind).
 
 `checkpoint_identity` is what an evaluation study hashes into a run's id: the same bytes at another path
-are the same model (same id), other bytes at the same path are another (new id). Paths never enter it;
-neither does a name that only labels output (the file stem of an OpenAI archive, a snapshot folder's
-name).
+are the same model (same id), other bytes at the same path are another (new id). Paths never enter it,
+nor does a name that only labels output (the file stem of an OpenAI archive, a snapshot folder's name);
+a file name that changes what is loaded does (`tv:ARCH:PATH`: torchvision picks its preprocessing by it).
+torchvision / timm classifiers (`models.imagenet`) are located by their own spec parser.
 
 Hashing is streamed (1 MiB blocks). Files of at least `CACHE_MIN_BYTES` have their digest remembered in
 `$CLIPSHIFT_CACHE/checkpoint-sha256.json` (else `~/.cache/clipshift/`), keyed by the resolved path with
@@ -18,6 +19,7 @@ import dataclasses
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -86,18 +88,45 @@ def _remember(key: tuple[str, int, int], digest: str) -> None:
         pass  # a read-only home still plans; only the cache is lost
 
 
+@dataclass(frozen=True)
+class ImageNetWeights:
+    """A torchvision / timm ImageNet classifier spec located (`clipshift.models.imagenet`)."""
+
+    library: str  # tv | timm
+    arch: str
+    path: Path  # the state dict file, absolute
+
+
+Located = ResolvedCheckpoint | ImageNetWeights
+
+
+def locate(spec: str | Path, pretrained: str | Path | None = None) -> Located:
+    """What `spec` names, found without reading any weights: a resolved clipshift / open_clip checkpoint,
+    or a torchvision / timm classifier's weights file. Problems (a missing file, an unknown architecture)
+    are the resolvers' one-line UserErrors."""
+    from clipshift.models.imagenet import is_imagenet_spec, parse_spec
+
+    if is_imagenet_spec(spec):
+        prefix, arch, path = parse_spec(str(spec), pretrained)
+        return ImageNetWeights(prefix.rstrip(":"), arch, path)
+    return resolve_checkpoint(spec, pretrained)
+
+
 def checkpoint_identity(spec: str | Path, pretrained: str | Path | None = None) -> dict[str, Any]:
     """The content identity of a model spec (see the module doc), as plain JSON: the checkpoint's kind,
     the architecture when the spec gives it (or the checkpoint records it), whether a run directory or
     a snapshot folder is read, and `files`: role -> sha256 of each file the loader reads (`weights`,
     and e.g. `config.yaml`, `tokenizer.json`, `open_clip_config/<arch>.json` of a run). A clipshift run
     directory also contributes its recorded label space (`class_names` of final.json). Problems are the
-    resolver's one-line UserErrors."""
-    return identity_of(resolve_checkpoint(spec, pretrained))
+    resolvers' one-line UserErrors."""
+    return identity_of(locate(spec, pretrained))
 
 
-def identity_of(ck: ResolvedCheckpoint) -> dict[str, Any]:
-    """`checkpoint_identity` of a resolved checkpoint."""
+def identity_of(loc: Located) -> dict[str, Any]:
+    """`checkpoint_identity` of a located spec."""
+    if isinstance(loc, ImageNetWeights):
+        return _imagenet_identity(loc)
+    ck = loc
     out: dict[str, Any] = {"kind": ck.kind}
     # the loader builds ARCH:PATH's architecture and a checkpoint's recorded one; an OpenAI archive's and
     # a snapshot's architecture come from their own content, and their `arch` is only a label
@@ -122,6 +151,23 @@ def identity_of(ck: ResolvedCheckpoint) -> dict[str, Any]:
     return out
 
 
+def _imagenet_identity(w: ImageNetWeights) -> dict[str, Any]:
+    """A torchvision / timm classifier: library, architecture and the weights' digest. torchvision picks
+    the weights' preprocessing preset by the file's name when ARCH names no weights (`resnet50-0676ba61.pth`
+    is IMAGENET1K_V1, another name the DEFAULT weights), so that file name is part of its identity."""
+    out: dict[str, Any] = {"kind": "classifier", "library": w.library, "arch": w.arch}
+    if w.library == "tv" and "_Weights." not in w.arch:
+        out["file_name"] = w.path.name
+    out["files"] = {"weights": file_sha256(w.path)}
+    return out
+
+
+def default_family(identity: dict[str, Any]) -> str:
+    """The family label of a model whose study entry gives none: what `EvalModel.family` calls it (clip,
+    classifier for clipshift's supervised runs, imagenet_classifier for torchvision / timm)."""
+    return "imagenet_classifier" if identity.get("library") else str(identity.get("kind"))
+
+
 def identity_digest(identity: dict[str, Any]) -> str:
     """A short digest of an identity (for file names and messages)."""
     text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
@@ -138,4 +184,12 @@ def _class_names(path: Path) -> list[str] | None:
     return [str(n) for n in names] if isinstance(names, list) and names else None
 
 
-__all__ = ["checkpoint_identity", "file_sha256", "identity_digest", "identity_of"]
+__all__ = [
+    "ImageNetWeights",
+    "checkpoint_identity",
+    "default_family",
+    "file_sha256",
+    "identity_digest",
+    "identity_of",
+    "locate",
+]

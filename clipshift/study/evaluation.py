@@ -2,9 +2,10 @@
 
 A study with `models:` (`spec.ModelEntry`: any spec `clipshift eval --model` takes, a display name and a
 `family` label) plans one run per model x grid point x zip point over its `base` (`spec.EvalSettings`).
-Each run carries the factors `model` (the entry's name) and `family` (default: the checkpoint's kind,
-clip or classifier) besides its axes, so analyses compare families (`compare: family`) or fit a baseline
-line on one (`baseline: {family: imagenet}`); within a family the models are the replicates.
+Each run carries the factors `model` (the entry's name) and `family` (default: what `EvalModel.family`
+calls it: clip, classifier, imagenet_classifier) besides its axes, so analyses compare families
+(`compare: family`) or fit a baseline line on one (`baseline: {family: imagenet}`); within a family the
+models are the replicates.
 
 A run's id hashes its evaluation settings and the checkpoint's *content* (`models.digest`): the same
 bytes at another path are the same run, new bytes at the same path a new one; names and families are
@@ -88,8 +89,7 @@ def plan_evaluation(spec: StudySpec) -> list[PlannedRun]:
     and zip points. The settings are validated first, then every path is looked up without reading a
     checkpoint (every missing dataset and checkpoint is named in the one error line), and only then is
     each checkpoint hashed, once."""
-    from clipshift.models.checkpoints import resolve_checkpoint
-    from clipshift.models.digest import identity_of
+    from clipshift.models.digest import default_family, identity_of, locate
 
     assert spec.models is not None
     source = spec.source
@@ -125,7 +125,7 @@ def plan_evaluation(spec: StudySpec) -> list[PlannedRun]:
     model_missing: dict[str, tuple[str, str]] = {}
     for i, entry in enumerate(spec.models):
         try:
-            resolved.append(resolve_checkpoint(entry.model, entry.pretrained))
+            resolved.append(locate(entry.model, entry.pretrained))
         except UserError as e:
             model_missing[f"models[{i}]"] = (
                 f"models[{i}] ({entry.name}): {e}",
@@ -153,7 +153,10 @@ def plan_evaluation(spec: StudySpec) -> list[PlannedRun]:
                 )
             continue  # an axis that does not reach this model (e.g. prompts under a classifier)
         owner[rid] = i
-        factors: dict[str, Any] = {"model": entry.name, "family": entry.family or identities[i]["kind"]}
+        factors: dict[str, Any] = {
+            "model": entry.name,
+            "family": entry.family or default_family(identities[i]),
+        }
         factors.update({".".join(layer.path): layer.value for layer in layers[2:]})
         out.append(PlannedRun(rid, factors, 0, cfg, checkpoint=identities[i]))
     check_analyses(spec)

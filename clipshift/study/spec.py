@@ -69,7 +69,8 @@ class ModelEntry(BaseModel):
         ...,
         min_length=1,
         description="what `clipshift eval --model` takes: a clipshift run directory, a checkpoint file, "
-        "ARCH:PATH, an open_clip snapshot folder, hf-hub:ORG/NAME (local cache), an OpenAI .pt archive",
+        "ARCH:PATH, an open_clip snapshot folder, hf-hub:ORG/NAME (local cache), an OpenAI .pt archive, "
+        "tv:ARCH:PATH or timm:ARCH:PATH (an ImageNet classifier)",
     )
     pretrained: str | None = Field(
         None, min_length=1, description="local weights when `model` is an architecture name (--pretrained)"
@@ -78,7 +79,8 @@ class ModelEntry(BaseModel):
         None,
         min_length=1,
         description="a group label (factor `family`, e.g. clip, imagenet) analyses compare or fit their "
-        "baseline on; default: the checkpoint's kind (clip or classifier)",
+        "baseline on; default: clip, classifier (a clipshift supervised run) or imagenet_classifier "
+        "(tv:/timm:)",
     )
 
     @model_validator(mode="before")
