@@ -66,7 +66,7 @@ def test_every_registered_kind_runs_on_a_planted_study(name, planted, tmp_path):
         (
             {"kind": "spurious_drop", "baseline": {OBJ: "clip"}},
             "analyses[0].baseline: not a field of a 'spurious_drop' analysis (its fields: title, metric, "
-            "task, where, compare, checks, common, counter)",
+            "task, where, compare, checks, paper, common, counter)",
         ),
         ({"kind": "long_tail", "sweep": {}}, "analyses[0].sweep: not a field of a 'long_tail' analysis"),
         ({"kind": "effective_robustness", "transform": "linear"}, "analyses[0].transform = 'linear': Input"),
@@ -95,7 +95,8 @@ def test_a_study_directory_written_by_the_flat_spec_still_reads():
         **{"counter": "counter", "eval_set": "iid", "theory": {}, "sweep": {}, "seeds": [0, 1, 2]},
     }
     dumped = parse_analysis(flat).model_dump()  # (dumps of that time had no `checks`: the default)
-    assert dumped == {**{k: flat[k] for k in COMMON if k in flat}, "checks": ChecksSpec().model_dump()}
+    defaults = {"checks": ChecksSpec().model_dump(), "paper": None}  # fields added since, at their defaults
+    assert dumped == {**{k: flat[k] for k in COMMON if k in flat}, **defaults}
     with pytest.raises(UserError, match="x = 'photo': not a field of a 'metrics' analysis"):
         parse_analyses([{k: v for k, v in flat.items() if k != "seeds"}])  # not a dump: a mistake
 
