@@ -82,7 +82,7 @@ def test_a_field_the_kind_does_not_have_is_a_one_line_error(analysis, expected):
 
 def test_each_kind_owns_only_its_fields_and_dumps_them():
     er = parse_analysis({"kind": "effective_robustness", "baseline": {OBJ: "supervised"}})
-    assert set(er.model_dump()) == COMMON | {"x", "y", "baseline", "transform"}
+    assert set(er.model_dump()) == COMMON | {"x", "y", "baseline", "transform", "reference"}
     assert er.axis_filters() == {"baseline": {OBJ: "supervised"}, "where": {}}
     assert set(parse_analysis({"kind": "metrics"}).model_dump()) == COMMON
 

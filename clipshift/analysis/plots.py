@@ -118,22 +118,27 @@ def plot_effective_robustness(
     highlight: Mapping[str, tuple[ArrayLike, ArrayLike]] | None = None,
     ax: Axes | None = None,
     title: str | None = None,
+    named: Mapping[str, tuple[Sequence[str], ArrayLike, ArrayLike]] | None = None,
 ) -> Figure:
     """Shift vs in-distribution accuracy on transformed (logit/probit) axes labelled in percent.
 
     Reference models in blue (other testbed types in the testbed's colours, else grey), the fitted line,
     `band` = (grid_x, lo, hi) in percent (e.g. from `bootstrap_band`) shaded, y = x dashed, and each
     `highlight` label → (x, y) accuracy arrays as its own marker. The view covers the reference and
-    highlighted models; other models outside it are cut off, as in the testbed's plots.
+    highlighted models; other models outside it are cut off, as in the testbed's plots. `named`: group
+    label → (model names, x, y): each group in its level colour, each point labelled with its name.
     """
     fig, ax = _new_axes(ax)
     kind, eps = fit.kind, fit.eps
     zx, zy = transform(ref.x, kind, eps), transform(ref.y, kind, eps)
     hl = _highlight_z(highlight, kind, eps)
+    nm = _highlight_z({k: (v[1], v[2]) for k, v in (named or {}).items()}, kind, eps)
     ref_mask = ref.is_reference
-    xlim = _view_x(ref, kind, eps, hl)
+    xlim = _view_x(ref, kind, eps, {**hl, **{f"named {k}": v for k, v in nm.items()}})
     in_view = (zx >= xlim[0]) & (zx <= xlim[1])
-    ys_for_lim = np.concatenate([zy[in_view | ref_mask], *(v[1] for v in hl.values())])
+    ys_for_lim = np.concatenate(
+        [zy[in_view | ref_mask], *(v[1] for v in hl.values()), *(v[1] for v in nm.values())]
+    )
     ylim = _padded(ys_for_lim)
 
     grid_z = np.linspace(*xlim, 200)
@@ -179,6 +184,11 @@ def plot_effective_robustness(
     for i, (label, (hx, hy)) in enumerate(hl.items()):
         colour, marker = _HIGHLIGHT_STYLE[i % len(_HIGHLIGHT_STYLE)]
         ax.scatter(hx, hy, s=110, color=colour, marker=marker, edgecolors="white", label=label, zorder=8)
+    colours = level_colours(list(nm))
+    for group, (gx, gy) in nm.items():
+        ax.scatter(gx, gy, s=70, color=colours[value_key(group)], edgecolors="white", label=group, zorder=9)
+        for name, px, py in zip((named or {})[group][0], gx, gy):
+            ax.annotate(str(name), (px, py), textcoords="offset points", xytext=(4, 3), fontsize="x-small")
 
     _set_percent_axis(ax, "x", xlim, kind, eps)
     _set_percent_axis(ax, "y", ylim, kind, eps)

@@ -46,6 +46,14 @@ class EffectiveRobustnessSpec(AnalysisBase):
         "{'objective.name': 'supervised'}; empty: all runs",
     )
     transform: Literal["logit", "probit"] = "logit"
+    reference: Literal["imagenet-testbed"] | None = Field(
+        None,
+        description="'imagenet-testbed': measure every run (an evaluation study's models) from the line "
+        "through the shipped testbed's reference models instead of one through the study's runs, on the "
+        "shift's own class subset where the testbed plots it so (x an ImageNet val set, e.g. "
+        "'imagenet:/data/imagenet/val'; the sets named by their dataset kind): a table of each model's "
+        "accuracies and effective robustness with an interval, and the models on the testbed's scatter",
+    )
 
     def axis_filters(self) -> dict[str, dict[str, Any]]:
         return {"baseline": self.baseline, "where": self.where}
@@ -65,6 +73,9 @@ def effective_robustness_analysis(ctx: Context[EffectiveRobustnessSpec]) -> None
         return
     if not ys:
         f.conclude(f"{NO_SUPPORT}: the study has no evaluation set besides {a.x!r}.", False)
+        return
+    if a.reference:
+        _placed_on_reference(ctx, ys)
         return
     line_of = _line_of(baseline := dict(a.baseline))
     f.notes.append(
@@ -257,4 +268,151 @@ def _er_figure(
         fig,
         f"{y} vs {a.x} accuracy on {a.transform} axes: blue = runs defining the line (with its "
         f"{pct(ctx.ci)} bootstrap band), large markers = the other runs; dashed: y = x.",
+    )
+
+
+def _placed_on_reference(ctx: Context[EffectiveRobustnessSpec], ys: list[str]) -> None:
+    """Every run on the reference's line, shift by shift (clipshift.analysis.placement)."""
+    from clipshift.analysis.placement import testbed_column
+
+    a, f = ctx.spec, ctx.finding
+    if a.metric != "acc1" or testbed_column(a.x) != "val":
+        f.conclude(
+            f"{NO_SUPPORT}: the {a.reference} line is of top-1 accuracy (metric acc1) against ImageNet val "
+            f"(x an imagenet set), not {a.metric} on {a.x!r}.",
+            False,
+        )
+        return
+    if a.baseline:
+        f.notes.append(f"baseline {a.baseline} is not used: the line is {a.reference}'s.")
+    f.notes.append(
+        f"Each model's effective robustness is measured from the {a.reference} line. Its interval "
+        f"({pct(ctx.ci)}, percentile of {ctx.n_boot} replicates) covers the line's uncertainty (refitted "
+        "to resamples of the testbed's reference models) and the model's finite test sets (its x and y "
+        "redrawn as binomial proportions of the images scored); not another training run of the model. "
+        "Differences between groups carry the line's uncertainty and the spread across each group's models."
+    )
+    for y in ys:
+        _place_on_shift(ctx, y)
+
+
+def _place_on_shift(ctx: Context[EffectiveRobustnessSpec], y: str) -> None:
+    from clipshift.analysis import effective_robustness as er
+    from clipshift.analysis import plots
+    from clipshift.analysis.compare import line_replicates
+    from clipshift.analysis.placement import SUBSET_OF, place, testbed_column
+    from clipshift.analysis.reference import ReferenceSet, load_reference
+
+    a, data, f = ctx.spec, ctx.data, ctx.finding
+    try:
+        ref = load_reference(str(a.reference), "val", testbed_column(y))
+        fit = ref.fit(a.transform)
+    except UserError as e:
+        f.conclude(f"{NO_SUPPORT} on {y}: {e}.", False)
+        return
+    # the model's x on the same classes as the testbed's x column of this shift
+    subset = SUBSET_OF.get(ref.y_name) if ref.x_name != "val" else None
+    prefix = f"subset/{subset}/" if subset else ""
+    xv, yv = data.scalar(a.x, prefix + a.metric, a.task), data.scalar(y, a.metric, a.task)
+    nx, ny = data.scalar(a.x, prefix + "n", a.task), data.scalar(y, "n", a.task)
+    runs = [r for r in ctx.runs if r.run_id in xv and r.run_id in yv]
+    if not runs:
+        f.conclude(
+            f"{NO_SUPPORT} on {y}: no run has {prefix + a.metric} on {a.x!r} and {a.metric} on {y!r}.", False
+        )
+        return
+    f.notes += [f"{y}: {n}" for n in ref.notes]
+    on_line = ref.is_reference
+    slopes, intercepts = er.bootstrap_lines(ref.x[on_line], ref.y[on_line], a.transform, ctx.n_boot, seed=0)
+    values: dict[str, float] = {}
+    rows = []
+    named: dict[str, tuple[list[str], list[float], list[float]]] = {}
+    group_axis = ctx.compare or ("family" if any("family" in r.factors for r in runs) else None)
+    for i, r in enumerate(runs):
+        x, yy = 100.0 * xv[r.run_id], 100.0 * yv[r.run_id]
+        n_x, n_y = nx.get(r.run_id), ny.get(r.run_id)
+        p = place(
+            fit, slopes, intercepts, x, yy, int(n_x) if n_x else None, int(n_y) if n_y else None, ctx.ci, i
+        )
+        values[r.run_id] = p.er
+        name = str(r.factors.get("model", r.run_id))
+        group = label(r.factors.get(group_axis)) if group_axis else "runs"
+        entry = named.setdefault(group, ([], [], []))
+        entry[0].append(name)
+        entry[1].append(x)
+        entry[2].append(yy)
+        rows.append(
+            [name, group, num(x), num(yy), num(p.predicted), num(p.er), f"[{num(p.lo)}, {num(p.hi)}]"]
+        )
+        f.numbers.append(
+            {
+                "what": "placement",
+                "eval_set": y,
+                "run_id": r.run_id,
+                "model": name,
+                "x": x,
+                "y": yy,
+                "line": p.predicted,
+                "er": p.er,
+                "ci": [p.lo, p.hi],
+            }
+        )
+    f.tables.append(
+        Table(
+            f"{y}: each model on the {a.reference} line ({ref.y_name} vs {ref.x_name}, {a.transform} fit "
+            f"through {fit.n} models)",
+            [
+                "model",
+                group_axis or "group",
+                f"{ref.x_name} (%)",
+                f"{y} (%)",
+                "line (%)",
+                "ER (points)",
+                f"{pct(ctx.ci)} CI",
+            ],
+            rows,
+            note="n (images) not recorded: intervals cover the line only"
+            if any(r.run_id not in nx or r.run_id not in ny for r in runs)
+            else None,
+            numeric_from=2,
+        )
+    )
+    line_of = f"the {a.reference} line"
+    if ctx.compare:
+        combined = ReferenceSet(
+            [*ref.models, *values],
+            np.concatenate([ref.x, [100.0 * xv[i] for i in values]]),
+            np.concatenate([ref.y, [100.0 * yv[i] for i in values]]),
+            np.concatenate([on_line, np.zeros(len(values), dtype=bool)]),
+            ref.x_name,
+            ref.y_name,
+            ref.source,
+        )
+        _, comps = ctx.compare_values(values, line=line_replicates(combined, a.transform, ctx.n_boot))
+        for comp in comps:
+            ctx.conclude(
+                _sentence(comp.name, comp.ref_name, comp.diff, y, line_of, False),
+                comp.diff.supports,
+                comp=comp,
+            )
+            ctx.record("effective_robustness", comp, eval_set=y)
+    if not ctx.compare or not comps:
+        lo, hi = min(values.values()), max(values.values())
+        f.conclude(
+            f"On {y}, the {len(values)} models lie {num(lo)} to {num(hi)} points from {line_of} (each "
+            "with its interval in the table below).",
+            True,
+        )
+    grid = plots.view_grid(ref, fit, {k: (v[1], v[2]) for k, v in named.items()})
+    band = (grid, *er.lines_band(slopes, intercepts, grid, a.transform, ctx.ci))
+    fig = plots.plot_effective_robustness(
+        ref, fit, band=band, named=named, title=f"{y} vs {ref.x_name} ({a.transform} axes)"
+    )
+    f.figures.append(
+        plots.embed(
+            fig,
+            f"The {a.reference} models ({ref.y_name} vs {ref.x_name}; blue: the line's, with its "
+            f"{pct(ctx.ci)} bootstrap band) and each evaluated model, labelled, coloured by "
+            f"{group_axis or 'group'}; dashed: y = x.",
+        )
     )
