@@ -66,7 +66,7 @@ def test_every_registered_kind_runs_on_a_planted_study(name, planted, tmp_path):
         (
             {"kind": "spurious_drop", "baseline": {OBJ: "clip"}},
             "analyses[0].baseline: not a field of a 'spurious_drop' analysis (its fields: title, metric, "
-            "task, where, compare, checks, paper, common, counter)",
+            "task, where, compare, checks, paper, common, counter, within, group_by)",
         ),
         ({"kind": "long_tail", "sweep": {}}, "analyses[0].sweep: not a field of a 'long_tail' analysis"),
         ({"kind": "effective_robustness", "transform": "linear"}, "analyses[0].transform = 'linear': Input"),

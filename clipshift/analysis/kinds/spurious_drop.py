@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Literal
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
 
 from clipshift.analysis.base import AnalysisBase
 from clipshift.analysis.compare import mean_estimate, stratified_difference
@@ -35,13 +38,27 @@ class SpuriousDropSpec(AnalysisBase):
     kind: Literal["spurious_drop"] = "spurious_drop"
     common: str = "common"
     counter: str = "counter"
+    within: str | None = Field(
+        None,
+        description="one evaluation set holding both as groups of `group_by` (CounterAnimal: "
+        "'counteranimal', or its full spec 'counteranimal:/data/counteranimal'): `common` and `counter` "
+        "then name its groups, whose accuracies (group_acc/<group_by>=<name>) are compared; empty: they "
+        "name two evaluation sets",
+    )
+    group_by: str = Field("group", description="the ground-truth factor whose groups `within` compares")
 
 
 @register(SpuriousDropSpec, title="Spurious backgrounds: common vs counter")
 def spurious_drop(ctx: Context[SpuriousDropSpec]) -> None:
     a, data, f = ctx.spec, ctx.data, ctx.finding
     s = unit_of(a.metric).scale
-    common, counter = data.scalar(a.common, a.metric, a.task), data.scalar(a.counter, a.metric, a.task)
+    if a.within:
+        found = _groups_within(ctx)
+        if found is None:
+            return
+        common, counter = found
+    else:
+        common, counter = data.scalar(a.common, a.metric, a.task), data.scalar(a.counter, a.metric, a.task)
     drops = {r: s * (common[r] - counter[r]) for r in common if r in counter}
     what = f"{a.common}−{a.counter} drop"
     pts = points(a.metric)
@@ -119,6 +136,26 @@ def spurious_drop(ctx: Context[SpuriousDropSpec]) -> None:
     f.figures.append(_counter_common_figure(ctx, common, counter, s))
 
 
+def _groups_within(ctx: Context[SpuriousDropSpec]) -> tuple[dict[str, float], dict[str, float]] | None:
+    """Each run's accuracy on the `common` and `counter` groups of the one set `within` names (exactly, or
+    by its dataset kind: the part of a set's spec before ':'); None when it cannot (the finding says why)."""
+    a, f = ctx.spec, ctx.finding
+    sets = ctx.data.eval_sets()
+    named = [es for es in sets if es == a.within] or [es for es in sets if es.split(":", 1)[0] == a.within]
+    if len(named) != 1:
+        shown = ", ".join(sets) or "none"
+        which = "several sets" if named else "no set"
+        f.conclude(f"{NO_SUPPORT}: within {a.within!r} names {which} (evaluation sets: {shown}).", False)
+        return None
+    if a.metric != "acc1":
+        f.conclude(f"{NO_SUPPORT}: group accuracies are top-1 (metric acc1), not {a.metric}.", False)
+        return None
+    (es,) = named
+    return tuple(  # type: ignore[return-value]
+        ctx.data.scalar(es, f"group_acc/{a.group_by}={g}", a.task) for g in (a.common, a.counter)
+    )
+
+
 def _per_stratum_table(
     ctx: Context[SpuriousDropSpec], values: dict[str, float], strata: list[str], title: str
 ) -> Table:
@@ -160,26 +197,56 @@ def _counter_common_figure(
     )
     ax = fig.axes[0]
     ax.ticklabel_format(useOffset=False)  # nearly equal accuracies would otherwise read "+1e1"
-    if ctx.compare:
-        # colour each run by its level, over the plain markers
-        colours = plots.level_colours(ctx.levels(runs))
-        for lv in ctx.levels(runs):
-            sel = [r for r in runs if value_key(ctx.level_of(r)) == value_key(lv)]
+    axis = ctx.compare or ("family" if "family" in ctx.data.axes() else None)
+    if axis:
+        # colour each run by its level (an evaluation study: its family), over the plain markers, with
+        # the least-squares line of each level's runs
+        levels = ctx.data.levels(axis, runs)
+        colours = plots.level_colours(levels)
+        for lv in levels:
+            sel = [r for r in runs if value_key(r.factors.get(axis)) == value_key(lv)]
+            cx = np.array([s * common[r.run_id] for r in sel])
+            ky = np.array([s * counter[r.run_id] for r in sel])
+            colour = colours[value_key(lv)]
             ax.scatter(
-                [s * common[r.run_id] for r in sel],
-                [s * counter[r.run_id] for r in sel],
+                cx,
+                ky,
                 s=42,
-                color=colours[value_key(lv)],
+                color=colour,
                 edgecolors="white",
                 linewidths=0.6,
-                label=f"{ctx.compare}={label(lv)}",
+                label=f"{axis}={label(lv)}",
                 zorder=7,
             )
+            line = level_line(cx, ky)
+            if line is not None:
+                slope, intercept = line
+                gx = np.linspace(float(cx.min()), float(cx.max()), 2)
+                ax.plot(gx, slope * gx + intercept, color=colour, linewidth=1.4, zorder=6)
+                ctx.finding.numbers.append(
+                    {"what": "counter_vs_common_line", axis: lv, "slope": slope, "intercept": intercept}
+                )
+                ctx.finding.notes.append(
+                    f"{axis}={label(lv)}: {a.counter} = {num(slope, 2)} × {a.common} "
+                    f"{'+' if intercept >= 0 else '−'} {num(abs(intercept))} "
+                    f"(least squares, {len(sel)} runs)."
+                )
         ax.legend(loc="upper left", fontsize="small", frameon=False)
     ax.set_xlabel(f"{a.common} {axis_label(a.metric)}")
     ax.set_ylabel(f"{a.counter} {axis_label(a.metric)}")
     return plots.embed(
         fig,
         f"One point per run: {a.metric} on {a.counter} against {a.common}. Points below the dashed "
-        "diagonal lose accuracy when the background is unusual.",
+        "diagonal lose accuracy when the background is unusual"
+        + (f"; solid: each {axis}'s least-squares line (of two or more runs)." if axis else "."),
     )
+
+
+def level_line(common: Any, counter: Any) -> tuple[float, float] | None:
+    """(slope, intercept) of the least-squares line of counter on common accuracy; None for fewer than two
+    runs or one common accuracy."""
+    cx, ky = np.asarray(common, dtype=float), np.asarray(counter, dtype=float)
+    if cx.size < 2 or np.ptp(cx) == 0:
+        return None
+    slope, intercept = np.polyfit(cx, ky, 1)
+    return float(slope), float(intercept)
