@@ -179,3 +179,30 @@ def test_the_report_tables_the_metric_in_percent():
     tables = {t.title: t for t in metric_tables(StudyData("s", {}, runs, rows))}
     table = tables["acc1_vs20_confusable (%)"]
     assert table.columns[-1] == "iid" and table.rows[0][-1].startswith("75.5")
+
+
+def test_an_evaluation_studys_report_tables_1_vs_all_beside_1_vs_confusable():
+    """Each model's acc1 and acc1_vs20_confusable side by side, on the sets that have the latter."""
+    from clipshift.report.data import Run, StudyData
+    from clipshift.report.tables import metric_tables
+
+    models = {"clip-a": ("clip", 0.50, 0.80), "sup-a": ("imagenet", 0.60, 0.70)}
+    runs, rows = [], []
+    for name, (family, acc1, vs20) in models.items():
+        runs.append(Run(name, {"model": name, "family": family}, None, "done"))
+        base = {"run_id": name, "class_id": -1}
+        rows += [
+            {**base, "eval_set": "iid", "metric": "acc1", "value": acc1},
+            {**base, "eval_set": "iid", "metric": "acc1_vs20_confusable", "value": vs20},
+            {**base, "eval_set": "imagenet:/d/val", "metric": "acc1", "value": 0.4},  # no confusable
+        ]
+    spec = {"models": [{"name": n, "family": f} for n, (f, *_) in models.items()]}
+    tables = metric_tables(StudyData("zoo", spec, runs, rows))
+    side = tables[0]
+    assert side.title.startswith("1-vs-all and 1-vs-confusable")
+    assert side.columns == ["model", "family", "n", "iid: 1 vs all", "iid: 1 vs 20"]
+    assert [r[:3] for r in side.rows] == [["clip-a", "clip", "1"], ["sup-a", "imagenet", "1"]]
+    assert side.rows[0][3].startswith("50.0") and side.rows[0][4].startswith("80.0")
+    assert side.rows[1][3].startswith("60.0") and side.rows[1][4].startswith("70.0")
+    # a training study's report keeps its one table per metric
+    assert not any(t.title.startswith("1-vs-all") for t in metric_tables(StudyData("s", {}, runs, rows)))

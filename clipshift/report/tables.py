@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -14,6 +15,7 @@ from clipshift.evaluate.units import unit_of
 
 HEADLINE_METRICS = ("acc1", "acc5", "mean_per_class_recall", "worst_group_acc")
 SKIP_METRICS = ("n",)  # the evaluation set's size, not a result
+_CONFUSABLE = re.compile(r"^acc1_vs(\d+)_confusable$")
 
 
 __all__ = ["HEADLINE_METRICS", "SKIP_METRICS", "Table", "metric_tables", "status_table"]
@@ -40,6 +42,9 @@ def metric_tables(data: StudyData, ci: float = 0.95) -> list[Table]:
         per_run[(metric, ck, row["eval_set"])][row["run_id"]] = row["value"]
     cells = {k: list(v.values()) for k, v in per_run.items()}
     tables = []
+    if data.evaluates:  # each model's 1-vs-all and 1-vs-N-confusable accuracy side by side
+        side = _confusable_table(data, cells, order, combos, axes, sets, ci)
+        tables += [side] if side is not None else []
     for task, plain in [(t, m) for t in data.tasks() for m in data.metrics(t)]:
         metric = _task_metric(task, plain)
         if plain in SKIP_METRICS:
@@ -70,6 +75,44 @@ def metric_tables(data: StudyData, ci: float = 0.95) -> list[Table]:
             )
         )
     return tables
+
+
+def _confusable_table(
+    data: StudyData,
+    cells: dict[tuple[str, str, str], list[float]],
+    order: list[str],
+    combos: dict[str, dict[str, Any]],
+    axes: list[str],
+    sets: list[str],
+    ci: float,
+) -> Table | None:
+    """acc1 (1 vs all classes) next to each acc1_vs{N}_confusable (1 vs the N most confusable) on every
+    set that has one, of the models' own classifiers; None when no set has a confusable accuracy."""
+    ns = sorted({int(m.group(1)) for name in data.metrics(OWN) if (m := _CONFUSABLE.match(name))})
+    pairs = [
+        (es, metric, head)
+        for es in sets
+        if any(any((f"acc1_vs{n}_confusable", ck, es) in cells for ck in order) for n in ns)
+        for metric, head in [("acc1", "1 vs all"), *[(f"acc1_vs{n}_confusable", f"1 vs {n}") for n in ns]]
+    ]
+    if not pairs:
+        return None
+    rows = []
+    for ck in order:
+        vals = [[100.0 * v for v in cells.get((metric, ck, es), [])] for es, metric, _ in pairs]
+        if not any(vals):
+            continue
+        n = max(len(v) for v in vals)
+        cols = [plus_minus(mean_estimate(v, ci), decimals("acc1")) if v else "–" for v in vals]
+        rows.append([*(label(combos[ck][a]) for a in axes), str(n), *cols])
+    return Table(
+        title="1-vs-all and 1-vs-confusable accuracy (%)",
+        columns=[*axes, "n", *(f"{es}: {head}" for es, _, head in pairs)],
+        rows=rows,
+        note="1 vs all: top-1 over every class; 1 vs N: the true class against its N most confusable classes "
+        "only (acc1_vs{N}_confusable)",
+        numeric_from=len(axes),
+    )
 
 
 def status_table(data: StudyData) -> tuple[str, Table | None]:
