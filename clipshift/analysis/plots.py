@@ -31,6 +31,13 @@ _TYPE_COLOURS = {  # the testbed's colours for its model types
     "ROBUST_INTV": "tab:brown",
     "LP_ADV": "tab:olive",
 }
+_NAMED_STYLE = [
+    ("tab:orange", "o"),
+    ("black", "D"),
+    ("tab:purple", "s"),
+    ("tab:cyan", "^"),
+    ("tab:pink", "P"),
+]
 _HIGHLIGHT_STYLE = [
     ("tab:red", "*"),
     ("tab:purple", "D"),
@@ -184,9 +191,10 @@ def plot_effective_robustness(
     for i, (label, (hx, hy)) in enumerate(hl.items()):
         colour, marker = _HIGHLIGHT_STYLE[i % len(_HIGHLIGHT_STYLE)]
         ax.scatter(hx, hy, s=110, color=colour, marker=marker, edgecolors="white", label=label, zorder=8)
-    colours = level_colours(list(nm))
-    for group, (gx, gy) in nm.items():
-        ax.scatter(gx, gy, s=70, color=colours[value_key(group)], edgecolors="white", label=group, zorder=9)
+    for i, (group, (gx, gy)) in enumerate(nm.items()):
+        # not blue (the line's models) nor red (the line)
+        colour, marker = _NAMED_STYLE[i % len(_NAMED_STYLE)]
+        ax.scatter(gx, gy, s=80, color=colour, marker=marker, edgecolors="white", label=group, zorder=9)
         for name, px, py in zip((named or {})[group][0], gx, gy):
             ax.annotate(str(name), (px, py), textcoords="offset points", xytext=(4, 3), fontsize="x-small")
 
@@ -196,7 +204,8 @@ def plot_effective_robustness(
     ax.set_xlabel(f"{ref.x_name} (top-1, %)")
     ax.set_ylabel(f"{ref.y_name} (top-1, %)")
     ax.set_title(title or f"{ref.y_name} vs {ref.x_name} ({kind} axes)")
-    ax.legend(loc="upper left", fontsize="small", frameon=False)
+    # labelled models may lie anywhere: let the legend avoid them
+    ax.legend(loc="best" if nm else "upper left", fontsize="small", frameon=False)
     return fig
 
 

@@ -337,7 +337,7 @@ def _place_on_shift(ctx: Context[EffectiveRobustnessSpec], y: str) -> None:
         values[r.run_id] = p.er
         name = str(r.factors.get("model", r.run_id))
         group = label(r.factors.get(group_axis)) if group_axis else "runs"
-        entry = named.setdefault(group, ([], [], []))
+        entry = named.setdefault(f"{group_axis}={group}" if group_axis else group, ([], [], []))
         entry[0].append(name)
         entry[1].append(x)
         entry[2].append(yy)
@@ -412,7 +412,7 @@ def _place_on_shift(ctx: Context[EffectiveRobustnessSpec], y: str) -> None:
         plots.embed(
             fig,
             f"The {a.reference} models ({ref.y_name} vs {ref.x_name}; blue: the line's, with its "
-            f"{pct(ctx.ci)} bootstrap band) and each evaluated model, labelled, coloured by "
-            f"{group_axis or 'group'}; dashed: y = x.",
+            f"{pct(ctx.ci)} bootstrap band) and each evaluated model, labelled, one colour and "
+            f"marker per {group_axis or 'group'}; dashed: y = x.",
         )
     )
