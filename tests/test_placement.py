@@ -86,3 +86,25 @@ def test_families_compared_from_the_testbed_line():
 def test_a_metric_the_testbed_has_no_line_for_is_refused():
     f = er_finding(metric="acc5")
     assert not any(f.supported) and "acc1" in f.conclusions[0]
+
+
+def test_the_interval_widens_with_fewer_images_and_without_n_covers_the_line_only():
+    def widths(data: StudyData) -> tuple[dict[str, float], list]:
+        (f,) = findings(data, n_boot=400)
+        placed = [n for n in f.numbers if n.get("what") == "placement"]
+        (table,) = [t for t in f.tables if "each model" in t.title]
+        return {n["model"]: n["ci"][1] - n["ci"][0] for n in placed}, table
+
+    analysis = {"kind": "effective_robustness", "x": X, "y": [Y], "reference": "imagenet-testbed"}
+    many, t_many = widths(planted(analysis))
+    few_data = planted(analysis)
+    for row in few_data.rows:
+        if row["metric"].endswith("n"):
+            row["value"] = 200
+    few, _ = widths(few_data)
+    none_data = planted(analysis)
+    none_data.rows = [row for row in none_data.rows if not row["metric"].endswith("n")]
+    line_only, t_none = widths(none_data)
+    for m in MODELS:
+        assert line_only[m] < many[m] < few[m]
+    assert t_many.note is None and "line only" in t_none.note
