@@ -23,16 +23,7 @@ TIMM_ARCH = "test_resnet"  # timm's 160 px test model, crop_pct 0.95 (resize to 
 SIZES = [(300, 240), (200, 260), (257, 256), (224, 224), (400, 180), (230, 500)]  # (w, h)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cache(tmp_path_factory):
-    """The CLI's decoded-image cache (the default location) goes to a temporary folder."""
-    old = os.environ.get("CLIPSHIFT_CACHE")
-    os.environ["CLIPSHIFT_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    yield
-    if old is None:
-        os.environ.pop("CLIPSHIFT_CACHE", None)
-    else:
-        os.environ["CLIPSHIFT_CACHE"] = old
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 layout from a world export, retrieval, linear probe / kNN, CLIP_benchmark equality, the CLI."""
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -48,16 +47,7 @@ RUN = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cache(tmp_path_factory):
-    """Decoded-image caches of the CLI (which uses the default location) go to a temporary folder."""
-    old = os.environ.get("CLIPSHIFT_CACHE")
-    os.environ["CLIPSHIFT_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    yield
-    if old is None:
-        os.environ.pop("CLIPSHIFT_CACHE", None)
-    else:
-        os.environ["CLIPSHIFT_CACHE"] = old
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 @pytest.fixture(scope="module")
