@@ -85,3 +85,15 @@ def test_a_malformed_claim_is_one_line(tmp_path, capsys):
     assert main(["study", "plan", str(spec)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "paper" in err[0] and "lower" in err[0], err
+
+
+def test_a_claim_about_levels_the_study_never_compared_is_noted(tmp_path):
+    data = _claimed({"clip": 0.9, "supervised": 0.9}, {"clip": 0.4, "supervised": 0.7})
+    data.spec["analyses"][0]["paper"] = {**CLAIM, "higher": "siglip"}
+    f, _ = drop_finding(data, tmp_path)
+    assert not f.paper
+    assert any(
+        "was not judged: no comparison of objective.name = siglip with supervised" in n for n in f.notes
+    )
+    with pytest.raises(ValueError, match="the same level"):
+        PaperClaim.model_validate({**CLAIM, "lower": "clip"})

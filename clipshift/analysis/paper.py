@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 if TYPE_CHECKING:  # checks imports the analysis specs, which import this module
     from clipshift.analysis.checks import Verdict
@@ -34,6 +34,12 @@ class PaperClaim(BaseModel):
     claim: str = Field(description="the finding in words, as the paper states it")
     higher: Any = Field(description="the level of `compare` the paper found higher on the analysed quantity")
     lower: Any = Field(description="the level it found lower")
+
+    @model_validator(mode="after")
+    def _two_levels(self) -> PaperClaim:
+        if str(self.higher) == str(self.lower):
+            raise ValueError(f"higher and lower are the same level ({self.higher!r}): a claim compares two")
+        return self
 
 
 @dataclass(frozen=True)

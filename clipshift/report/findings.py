@@ -13,4 +13,13 @@ __all__ = ["Finding", "findings"]
 
 def findings(data: StudyData, ci: float = 0.95, n_boot: int = 1000) -> list[Finding]:
     """Every analysis of the study's spec, in order (a spec error is one UserError before any runs)."""
-    return [run_analysis(a, data, ci, n_boot) for a in parse_analyses(data.spec.get("analyses"))]
+    out = []
+    for a in parse_analyses(data.spec.get("analyses")):
+        f = run_analysis(a, data, ci, n_boot)
+        if a.paper is not None and not f.paper:  # a claim the study never put to the test is said so
+            f.notes.append(
+                f"The paper's claim ({a.paper.source}: {a.paper.claim}) was not judged: no comparison of "
+                f"{a.compare or 'a factor'} = {a.paper.higher} with {a.paper.lower} was made."
+            )
+        out.append(f)
+    return out
