@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import write_objectnet_mappings
 from PIL import Image
 
 from clipshift.cli.main import main
@@ -72,16 +73,7 @@ def sets(tmp_path_factory) -> dict[str, object]:
             next(imgs).save(p)
             files.append(p)
             labels.append(label)
-    m = root / "on" / "mappings"
-    m.mkdir(parents=True)
-    (m / "folder_to_objectnet_label.json").write_text(json.dumps({"mug": "Mug", "pens": "Pen"}))
-    (m / "objectnet_to_imagenet_1k.json").write_text(
-        json.dumps({"Mug": "coffee mug", "Pen": "ballpoint; fountain pen"})
-    )
-    names = [f"class {i}" for i in range(1000)]
-    names[504], names[418], names[563] = "coffee mug", "ballpoint", "fountain pen"
-    (m / "imagenet_to_label_2012_v2").write_text("\n".join(names) + "\n")
-    (m / "pytorch_to_imagenet_2012_id.json").write_text(json.dumps({str(i): i for i in range(1000)}))
+    write_objectnet_mappings(root / "on" / "mappings", {"mug": "Mug", "pens": "Pen"})
     on_files, on_labels = [], []
     imgs = iter(_images(6, 1))
     for label, folder in enumerate(["mug", "pens"]):

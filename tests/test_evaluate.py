@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import write_objectnet_mappings
 from PIL import Image
 
 from clipshift.cli.main import main
@@ -322,17 +323,7 @@ def test_imagenet_variants_and_objectnet_layouts(tmp_path, clip_run, world):
 
     # ObjectNet: two classes, one of them mapped to two ImageNet classes, and an unmapped folder
     m = tmp_path / "on" / "mappings"
-    m.mkdir(parents=True)
-    (m / "folder_to_objectnet_label.json").write_text(
-        json.dumps({"mug": "Mug", "pens": "Pen", "other": "Other"})
-    )
-    (m / "objectnet_to_imagenet_1k.json").write_text(
-        json.dumps({"Mug": "coffee mug", "Pen": "ballpoint; fountain pen"})
-    )
-    names = [f"class {i}" for i in range(1000)]
-    names[504], names[418], names[563] = "coffee mug", "ballpoint", "fountain pen"
-    (m / "imagenet_to_label_2012_v2").write_text("\n".join(names) + "\n")
-    (m / "pytorch_to_imagenet_2012_id.json").write_text(json.dumps({str(i): i for i in range(1000)}))
+    write_objectnet_mappings(m, {"mug": "Mug", "pens": "Pen", "other": "Other"})
     for folder, k in [("mug", 0), ("pens", 1), ("other", 2)]:
         _png(tmp_path / "on" / "images" / folder / "0.png", imgs[k])
     on = load_eval_data(f"objectnet:{tmp_path / 'on'}", model.image_size)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import write_objectnet_mappings
 from PIL import Image
 
 from clipshift.evaluate import EvalData, evaluate_dataset, from_module, load_eval_data, world_set
@@ -140,16 +141,7 @@ def _folders(pick: Callable[[dict], list[str]]) -> Callable[..., int]:
 
 
 def _objectnet(world, root: Path) -> int:
-    m = root / "mappings"
-    m.mkdir(parents=True)
-    (m / "folder_to_objectnet_label.json").write_text(json.dumps({"mug": "Mug", "pens": "Pen"}))
-    (m / "objectnet_to_imagenet_1k.json").write_text(
-        json.dumps({"Mug": "coffee mug", "Pen": "ballpoint; fountain pen"})
-    )
-    names = [f"class {i}" for i in range(1000)]
-    names[504], names[418], names[563] = "coffee mug", "ballpoint", "fountain pen"
-    (m / "imagenet_to_label_2012_v2").write_text("\n".join(names) + "\n")
-    (m / "pytorch_to_imagenet_2012_id.json").write_text(json.dumps({str(i): i for i in range(1000)}))
+    write_objectnet_mappings(root / "mappings", {"mug": "Mug", "pens": "Pen"})
     return _folders(lambda t: ["mug", "pens"])(world, root / "images")
 
 
