@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import itertools
 import json
 import math
 import time
@@ -28,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from clipshift.configio import set_path
 from clipshift.errors import UserError
-from clipshift.study.planner import ID_LENGTH, PlannedRun
+from clipshift.study.planner import ID_LENGTH, PlannedRun, grid_layers
 from clipshift.study.spec import (
     EvalRunConfig,
     Layer,
@@ -94,32 +93,23 @@ def plan_evaluation(spec: StudySpec) -> list[PlannedRun]:
     assert spec.models is not None
     source = spec.source
     base = eval_defaults(spec.base)
-    grid_axes = list(spec.grid.items())
-    zip_groups = [list(g.items()) for g in spec.zip]
-    grid_points = list(itertools.product(*[range(len(v)) for _, v in grid_axes]))
-    zip_points = list(itertools.product(*[range(len(g[0][1])) for g in zip_groups]))
+    grid = grid_layers(spec)
 
     points: list[tuple[int, list[Layer], EvalRunConfig]] = []
     missing: dict[str, tuple[str, str]] = {}  # where -> (message, path): every path not found
     for i, entry in enumerate(spec.models):
-        for g_idx in grid_points:
-            for z_idx in zip_points:
-                layers = [
-                    Layer(("model",), entry.model, ("models", i, "model")),
-                    Layer(("pretrained",), entry.pretrained, ("models", i, "pretrained")),
-                ]
-                for (axis, values), k in zip(grid_axes, g_idx):
-                    layers.append(Layer(tuple(axis.split(".")), values[k], ("grid", axis, k), ("grid", axis)))
-                for gi, (group, k) in enumerate(zip(zip_groups, z_idx)):
-                    for axis, values in group:
-                        where = ("zip", gi, axis)
-                        layers.append(Layer(tuple(axis.split(".")), values[k], (*where, k), where))
-                data = copy.deepcopy(base)
-                for layer in layers:
-                    set_path(data, layer.path, layer.value, f"{source}: {format_where(layer.where)}")
-                cfg = validate_config(EvalRunConfig, data, layers, source)
-                _check_sets(cfg, layers, source, missing)
-                points.append((i, layers, cfg))
+        for point in grid:
+            layers = [
+                Layer(("model",), entry.model, ("models", i, "model")),
+                Layer(("pretrained",), entry.pretrained, ("models", i, "pretrained")),
+                *point,
+            ]
+            data = copy.deepcopy(base)
+            for layer in layers:
+                set_path(data, layer.path, layer.value, f"{source}: {format_where(layer.where)}")
+            cfg = validate_config(EvalRunConfig, data, layers, source)
+            _check_sets(cfg, layers, source, missing)
+            points.append((i, layers, cfg))
 
     resolved = []
     model_missing: dict[str, tuple[str, str]] = {}

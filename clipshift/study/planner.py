@@ -71,6 +71,27 @@ def run_id(cfg: RunConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:ID_LENGTH]
 
 
+def grid_layers(spec: StudySpec) -> list[list[Layer]]:
+    """The settings of every point of a resolved spec's grid (axes crossed, first axis outermost) and zip
+    groups (each group's axes moving together), grid outermost: one Layer per axis, naming where in the
+    file its value came from."""
+    grid_axes = list(spec.grid.items())
+    zip_groups = [list(g.items()) for g in spec.zip]
+    zip_points = list(itertools.product(*[range(len(g[0][1])) for g in zip_groups]))
+    out: list[list[Layer]] = []
+    for g_idx in itertools.product(*[range(len(v)) for _, v in grid_axes]):
+        for z_idx in zip_points:
+            layers: list[Layer] = []
+            for (axis, values), i in zip(grid_axes, g_idx):
+                layers.append(Layer(tuple(axis.split(".")), values[i], ("grid", axis, i), ("grid", axis)))
+            for gi, (group, i) in enumerate(zip(zip_groups, z_idx)):
+                for axis, values in group:
+                    where = ("zip", gi, axis)
+                    layers.append(Layer(tuple(axis.split(".")), values[i], (*where, i), where))
+            out.append(layers)
+    return out
+
+
 def plan(spec: StudySpec, *, profile: str | None = None, overrides: Sequence[str] = ()) -> list[PlannedRun]:
     """Every run of the study, seeds outermost (all factor combinations of the first seed come first, so a
     partial study already covers the grid). Points that resolve to an earlier point's config share its
@@ -82,24 +103,13 @@ def plan(spec: StudySpec, *, profile: str | None = None, overrides: Sequence[str
 
         return plan_evaluation(spec)
     base = with_defaults(spec.base)
-    grid_axes = list(spec.grid.items())
-    zip_groups = [list(g.items()) for g in spec.zip]
-    grid_points = itertools.product(*[range(len(v)) for _, v in grid_axes])
-    zip_points = list(itertools.product(*[range(len(g[0][1])) for g in zip_groups]))
-    points = [(g, z) for g in grid_points for z in zip_points]
+    points = grid_layers(spec)
 
     out: list[PlannedRun] = []
     seen: set[str] = set()
     for s_i, seed in enumerate(spec.seeds):
-        for g_idx, z_idx in points:
-            layers: list[Layer] = []
-            for (axis, values), i in zip(grid_axes, g_idx):
-                layers.append(Layer(tuple(axis.split(".")), values[i], ("grid", axis, i), ("grid", axis)))
-            for gi, (group, i) in enumerate(zip(zip_groups, z_idx)):
-                for axis, values in group:
-                    where = ("zip", gi, axis)
-                    layers.append(Layer(tuple(axis.split(".")), values[i], (*where, i), where))
-            layers.append(Layer(("seed",), seed, ("seeds", s_i)))
+        for point in points:
+            layers = [*point, Layer(("seed",), seed, ("seeds", s_i))]
             data = copy.deepcopy(base)
             for layer in layers:
                 set_path(data, layer.path, layer.value, f"{spec.source}: {format_where(layer.where)}")
