@@ -378,6 +378,9 @@ def test_bad_input_is_one_line_naming_file_field_and_value(zoo, tmp_path, capsys
         ({**spec, "models": [{"model": "x", "colour": 1}]}, r"models\.0\.colour|models\[0\]\.colour"),
         ({**spec, "analyses": [{"kind": "spurious_drop", "compare": "objective.name"}]},
          "compare = 'objective.name': not a factor of the study"),
+        ({**spec, "analyses": [{"kind": "effective_robustness", "x": "imagenet"}]},
+         "analyses[0].x = 'imagenet' (effective_robustness): names no evaluated set (the runs evaluate iid, "
+         "common, counter)"),
     ]  # fmt: skip
     for i, (s, needle) in enumerate(cases):
         with pytest.raises(UserError, match=needle if "|" in needle else None) as e:

@@ -1,14 +1,17 @@
-"""What every analysis a study asks for has: the fields common to all kinds, and whose predictions
-(task) it reads. Each kind's spec subclasses `AnalysisBase` with its own fields (`clipshift.analysis.kinds`).
+"""What every analysis a study asks for has: the fields common to all kinds, whose predictions (task) it
+reads, and which evaluation sets it names. Each kind's spec subclasses `AnalysisBase` with its own fields
+(`clipshift.analysis.kinds`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from clipshift.analysis.paper import PaperClaim
+from clipshift.errors import UserError
 
 # Which classifier a result comes from: the model's own ("own": CLIP zero-shot, a classifier's head, and
 # retrieval) or a probe learnt on its frozen features. A probe's acc1 is not a zero-shot acc1.
@@ -26,6 +29,25 @@ def task_kind(task: str | None) -> str:
     """A result's task (zeroshot_classification, classification, linear_probe, …) as a TaskKind; the
     check rows keep their own names."""
     return task if task in ("linear_probe", "knn", *CHECK_TASKS) else OWN
+
+
+def named_set(name: str, sets: Sequence[str]) -> str:
+    """The evaluated set (of `sets`) that an analysis's `name` refers to: the set of that name, else the
+    one real-data set whose dataset kind it is (`imagenet` for `imagenet:/data/imagenet/val`: results
+    are keyed by the spec as written, while a study file's analyses name sets by kind); `name` itself
+    when no set is either (the analysis then finds no rows and says so). Several sets of that kind: a
+    UserError listing them."""
+    if name in sets:
+        return name
+    hits = [s for s in sets if ":" in s and s.split(":", 1)[0] == name]
+    if len(hits) > 1:
+        raise UserError(
+            f"{len(hits)} evaluated sets have dataset kind {name!r} ({', '.join(hits)}); name one by its spec"
+        )
+    return hits[0] if hits else name
+
+
+A = TypeVar("A", bound="AnalysisBase")
 
 
 class ChecksSpec(BaseModel):
@@ -89,3 +111,35 @@ class AnalysisBase(BaseModel):
     def reference_filter(self) -> dict[str, Any]:
         """The runs whose level of `compare` is the reference level (default: the first level)."""
         return {}
+
+    def set_fields(self) -> tuple[str, ...]:
+        """Fields that name evaluation sets (a string or a list of them), resolved by `with_sets`."""
+        return ()
+
+    def with_sets(self: A, sets: Sequence[str], strict: bool = False) -> A:
+        """This analysis with each set it names resolved against the evaluated `sets` (`named_set`: by
+        name, or a real-data set by its dataset kind). A name several sets share is a UserError
+        `field = value (kind): ...`; so is, with `strict` (the planner, which knows every set the runs will
+        have), a name no set has."""
+        update: dict[str, Any] = {}
+        for field in self.set_fields():
+            value = getattr(self, field)
+            items = (
+                [(f"{field}[{i}]", v) for i, v in enumerate(value)]
+                if isinstance(value, list)
+                else [(field, value)]
+            )
+            resolved = []
+            for where, name in items:
+                try:
+                    found = named_set(name, sets)
+                except UserError as e:
+                    raise UserError(f"{where} = {name!r} ({self.kind}): {e}") from None
+                if strict and found not in sets:
+                    raise UserError(
+                        f"{where} = {name!r} ({self.kind}): names no evaluated set (the runs evaluate "
+                        f"{', '.join(sets) or 'none'})"
+                    )
+                resolved.append(found)
+            update[field] = resolved if isinstance(value, list) else resolved[0]
+        return self.model_copy(update=update) if update else self

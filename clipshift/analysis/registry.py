@@ -113,8 +113,11 @@ def run_analysis(a: AnalysisBase, data: StudyData, ci: float = 0.95, n_boot: int
     f = Finding(a.kind, a.title or kind.title + probe)
     if a.where:
         f.details.append(f"Runs analysed: those with {combo_label(a.where, list(a.where))}.")
-    ctx = Context(data, a, ci, n_boot, f)
     try:
+        # the sets it names as the rows name them: rows carry a real-data set's spec as written
+        # ('imagenet:/data/imagenet/val') while study files name it by kind (`x: imagenet`), which before
+        # found no rows and withheld every conclusion
+        ctx = Context(data, a.with_sets(data.eval_sets()), ci, n_boot, f)
         kind.compute(ctx)
     except UserError as e:
         f.conclude(f"{NO_SUPPORT}: {e}", False)

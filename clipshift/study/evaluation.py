@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from clipshift.configio import set_path
 from clipshift.errors import UserError
-from clipshift.study.planner import ID_LENGTH, PlannedRun, grid_layers
+from clipshift.study.planner import ID_LENGTH, PlannedRun, evaluated_sets, grid_layers
 from clipshift.study.spec import (
     EvalRunConfig,
     Layer,
@@ -149,7 +149,7 @@ def plan_evaluation(spec: StudySpec) -> list[PlannedRun]:
         }
         factors.update({".".join(layer.path): layer.value for layer in layers[2:]})
         out.append(PlannedRun(rid, factors, 0, cfg, checkpoint=identities[i]))
-    check_analyses(spec)
+    check_analyses(spec, evaluated_sets(out))
     return out
 
 

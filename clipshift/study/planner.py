@@ -120,5 +120,10 @@ def plan(spec: StudySpec, *, profile: str | None = None, overrides: Sequence[str
             seen.add(rid)
             factors = {".".join(layer.path): layer.value for layer in layers[:-1]}
             out.append(PlannedRun(rid, factors, seed, cfg))
-    check_analyses(spec)
+    check_analyses(spec, evaluated_sets(out))
     return out
+
+
+def evaluated_sets(runs: Sequence[PlannedRun]) -> list[str]:
+    """Every evaluation set some run evaluates, as the results will name them (the spec as written)."""
+    return list(dict.fromkeys(s for r in runs for s in r.config.eval.sets))

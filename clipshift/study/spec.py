@@ -353,9 +353,10 @@ def _check_models(spec: StudySpec) -> None:
             )
 
 
-def check_analyses(spec: StudySpec) -> None:
-    """Analyses compare grid or zip axes (and an evaluation study's `model` and `family`); checked after
-    the runs, whose errors come first."""
+def check_analyses(spec: StudySpec, sets: Sequence[str]) -> None:
+    """Analyses compare grid or zip axes (and an evaluation study's `model` and `family`) and name sets
+    that the runs evaluate (`sets`; a real-data set by its spec, or by its dataset kind when one set has
+    it); checked after the runs, whose errors come first."""
     where = f"{spec.source}: "
     axes = spec.axes()
     for i, a in enumerate(spec.analyses):
@@ -371,6 +372,10 @@ def check_analyses(spec: StudySpec) -> None:
                         f"{where}analyses[{i}].{field}.{key}: not a factor of the study "
                         f"({', '.join(axes) or 'the study has none'})"
                     )
+        try:  # now, not as a withheld finding once every run is done
+            a.with_sets(sets, strict=True)
+        except UserError as e:
+            raise UserError(f"{where}analyses[{i}].{e}") from None
 
 
 # --------------------------------------------------------------------------------------------------

@@ -38,8 +38,14 @@ class EffectiveRobustnessSpec(AnalysisBase):
     """Effective robustness: shifted accuracy above the line through the baseline runs."""
 
     kind: Literal["effective_robustness"] = "effective_robustness"
-    x: str = Field("iid", description="the in-distribution evaluation set (x axis)")
-    y: list[str] = Field(default_factory=list, description="shifted evaluation sets (empty: every other set)")
+    x: str = Field(
+        "iid",
+        description="the in-distribution evaluation set (x axis): its name or spec, or a real-data set's "
+        "dataset kind ('imagenet' for 'imagenet:/data/imagenet/val') when one evaluated set has it",
+    )
+    y: list[str] = Field(
+        default_factory=list, description="shifted evaluation sets, named as x (empty: every other set)"
+    )
     baseline: dict[str, Any] = Field(
         default_factory=dict,
         description="factor filter selecting the runs the baseline line is fitted on, e.g. "
@@ -57,6 +63,9 @@ class EffectiveRobustnessSpec(AnalysisBase):
 
     def axis_filters(self) -> dict[str, dict[str, Any]]:
         return {"baseline": self.baseline, "where": self.where}
+
+    def set_fields(self) -> tuple[str, ...]:
+        return ("x", "y")
 
     def reference_filter(self) -> dict[str, Any]:
         return self.baseline

@@ -32,7 +32,14 @@ class LongTailSpec(AnalysisBase):
     """Long tail: per-class accuracy against training class frequency."""
 
     kind: Literal["long_tail"] = "long_tail"
-    eval_set: str = Field("iid", description="the evaluation set whose per-class accuracy is analysed")
+    eval_set: str = Field(
+        "iid",
+        description="the evaluation set whose per-class accuracy is analysed (its name or spec, or a "
+        "real-data set's dataset kind when one evaluated set has it)",
+    )
+
+    def set_fields(self) -> tuple[str, ...]:
+        return ("eval_set",)
 
 
 # (statistic, how a sentence names it, table column, digits)

@@ -47,6 +47,9 @@ class SpuriousDropSpec(AnalysisBase):
     )
     group_by: str = Field("group", description="the ground-truth factor whose groups `within` compares")
 
+    def set_fields(self) -> tuple[str, ...]:
+        return ("within",) if self.within else ("common", "counter")
+
 
 @register(SpuriousDropSpec, title="Spurious backgrounds: common vs counter")
 def spurious_drop(ctx: Context[SpuriousDropSpec]) -> None:
@@ -137,22 +140,20 @@ def spurious_drop(ctx: Context[SpuriousDropSpec]) -> None:
 
 
 def _groups_within(ctx: Context[SpuriousDropSpec]) -> tuple[dict[str, float], dict[str, float]] | None:
-    """Each run's accuracy on the `common` and `counter` groups of the one set `within` names (exactly, or
-    by its dataset kind: the part of a set's spec before ':'); None when it cannot (the finding says why)."""
+    """Each run's accuracy on the `common` and `counter` groups of the one set `within` names (already
+    resolved, by name or dataset kind, by `AnalysisBase.with_sets`); None when it cannot (the finding says
+    why)."""
     a, f = ctx.spec, ctx.finding
     sets = ctx.data.eval_sets()
-    named = [es for es in sets if es == a.within] or [es for es in sets if es.split(":", 1)[0] == a.within]
-    if len(named) != 1:
+    if a.within not in sets:
         shown = ", ".join(sets) or "none"
-        which = "several sets" if named else "no set"
-        f.conclude(f"{NO_SUPPORT}: within {a.within!r} names {which} (evaluation sets: {shown}).", False)
+        f.conclude(f"{NO_SUPPORT}: within {a.within!r} names no set (evaluation sets: {shown}).", False)
         return None
     if a.metric != "acc1":
         f.conclude(f"{NO_SUPPORT}: group accuracies are top-1 (metric acc1), not {a.metric}.", False)
         return None
-    (es,) = named
     return tuple(  # type: ignore[return-value]
-        ctx.data.scalar(es, f"group_acc/{a.group_by}={g}", a.task) for g in (a.common, a.counter)
+        ctx.data.scalar(a.within, f"group_acc/{a.group_by}={g}", a.task) for g in (a.common, a.counter)
     )
 
 
