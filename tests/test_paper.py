@@ -97,3 +97,14 @@ def test_a_claim_about_levels_the_study_never_compared_is_noted(tmp_path):
     )
     with pytest.raises(ValueError, match="the same level"):
         PaperClaim.model_validate({**CLAIM, "lower": "clip"})
+
+
+def test_an_analysis_may_carry_several_claims_each_judged_or_noted(tmp_path):
+    # one claim per pair of levels (Wen et al. compare CLIP and dynamic classification each with SL)
+    data = _claimed({"clip": 0.9, "supervised": 0.9}, {"clip": 0.4, "supervised": 0.7})
+    other = {**CLAIM, "claim": "a claim about a level not in this study", "higher": "siglip"}
+    data.spec["analyses"][0]["paper"] = [CLAIM, other]
+    f, _ = drop_finding(data, tmp_path)
+    assert [(p.claim, p.status) for p in f.paper] == [(CLAIM["claim"], "reproduced")]
+    assert sum("was not judged" in n for n in f.notes) == 1
+    assert any("a claim about a level not in this study" in n for n in f.notes)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from clipshift.analysis.paper import PaperClaim
 from clipshift.errors import UserError
@@ -98,11 +98,17 @@ class AnalysisBase(BaseModel):
         default_factory=ChecksSpec,
         description="manipulation and convergence checks made before a comparison is worded",
     )
-    paper: PaperClaim | None = Field(
-        None,
-        description="a paper's finding about two levels of `compare`: each comparison of them says whether "
-        "it reproduced the claim (analysis.paper)",
+    paper: list[PaperClaim] = Field(
+        default_factory=list,
+        description="a paper's finding about two levels of `compare`, or a list of them (a study comparing "
+        "several levels may test one claim per pair): each comparison of a claim's two levels says "
+        "whether it reproduced the claim (analysis.paper)",
     )
+
+    @field_validator("paper", mode="before")
+    @classmethod
+    def _one_or_more_claims(cls, v: Any) -> Any:
+        return [] if v is None else [v] if isinstance(v, dict | PaperClaim) else v
 
     def axis_filters(self) -> dict[str, dict[str, Any]]:
         """Fields that select runs by factor ({field: {axis: value}}): their keys must be study axes."""

@@ -177,10 +177,11 @@ class Context(Generic[S]):
                 )
             verdict = Verdict("not_supported", detectable=mdd)
             f.conclude(sentence, False, verdict)
-        if comp is not None and self.spec.paper is not None:
-            judged = judge(self.spec.paper, comp.level, comp.ref, comp.diff.value, verdict, u)
-            if judged is not None:
-                f.paper.append(judged)
+        if comp is not None:
+            for claim in self.spec.paper:
+                judged = judge(claim, comp.level, comp.ref, comp.diff.value, verdict, u)
+                if judged is not None:
+                    f.paper.append(judged)
 
     def record(self, what: str, comp: Comparison, **extra: Any) -> None:
         self.finding.numbers.append(

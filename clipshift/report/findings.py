@@ -16,10 +16,12 @@ def findings(data: StudyData, ci: float = 0.95, n_boot: int = 1000) -> list[Find
     out = []
     for a in parse_analyses(data.spec.get("analyses")):
         f = run_analysis(a, data, ci, n_boot)
-        if a.paper is not None and not f.paper:  # a claim the study never put to the test is said so
-            f.notes.append(
-                f"The paper's claim ({a.paper.source}: {a.paper.claim}) was not judged: no comparison of "
-                f"{a.compare or 'a factor'} = {a.paper.higher} with {a.paper.lower} was made."
-            )
+        judged = {(p.source, p.claim) for p in f.paper}
+        for claim in a.paper:  # a claim the study never put to the test is said so
+            if (claim.source, claim.claim) not in judged:
+                f.notes.append(
+                    f"The paper's claim ({claim.source}: {claim.claim}) was not judged: no comparison of "
+                    f"{a.compare or 'a factor'} = {claim.higher} with {claim.lower} was made."
+                )
         out.append(f)
     return out
