@@ -1,5 +1,5 @@
 """Evaluation studies' runs resume after an interruption without evaluating their finished sets again (and
-give an uninterrupted run's rows, bit for bit)."""
+give an uninterrupted run's rows, bit for bit), and take a `device` that keeps CPU runs' ids."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 import torch
 from test_eval_study import ARCH, SETS, WORLD, N, _clip_state, rows_of, write
 
+from clipshift.cli.main import main
 from clipshift.study import load_study, plan, run_study
 
 
@@ -27,7 +28,7 @@ def _isolated(monkeypatch, tmp_path):
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     """One CLIP checkpoint on three world sets, with a linear probe (built once, before the first set
-    still to evaluate)."""
+    still to evaluate), `device: cpu` written out."""
     root = tmp_path_factory.mktemp("resume")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -39,7 +40,7 @@ def study(tmp_path_factory):
     spec = {
         "name": "resume",
         "models": [{"name": "a", "model": f"{ARCH}:{root / 'a.pt'}"}],
-        "base": {"world": WORLD, "eval": ev, "threads": 1},
+        "base": {"world": WORLD, "eval": ev, "threads": 1, "device": "cpu"},
     }
     return write(root / "study.yaml", spec), spec
 
@@ -105,3 +106,48 @@ def test_an_interrupted_evaluation_run_does_not_evaluate_its_finished_sets_again
     assert run_study(path, out, progress=False).ran == 1
     assert forwarded[1:] == [f"eval {s}" for s in SETS]
     assert sorted(map(repr, rows_of(out))) == sorted(map(repr, rows_of(whole)))
+
+
+# the id of this CPU run before evaluation runs had a `device` (computed at 0b48c55)
+PINNED = "9deb8b572fd2"
+
+
+def test_device_is_part_of_an_evaluation_runs_id_except_the_cpu_whose_ids_are_unchanged(study, tmp_path):
+    from clipshift.study.evaluation import eval_run_id
+    from clipshift.study.spec import EvalRunConfig
+
+    identity = {"kind": "clip", "format": "state_dict", "arch": ARCH, "files": {"weights": "0" * 64}}
+    ev, world = {"sets": ["iid", "counter"], "n_per_set": 25}, {"concepts": {"n_classes": 5}}
+    base = {"model": "x", "eval": ev, "world": world, "threads": 1}
+
+    def rid(**kw) -> str:
+        return eval_run_id(EvalRunConfig.model_validate({**base, **kw}), identity)
+
+    assert rid() == rid(device="cpu") == PINNED
+    assert len({rid(), rid(device="cuda"), rid(device="auto")}) == 3
+
+    path, spec = study
+    (cpu_run,) = plan(load_study(path))
+    without = {**spec, "base": {k: v for k, v in spec["base"].items() if k != "device"}}
+    (default_run,) = plan(load_study(write(tmp_path / "default.yaml", without)))
+    assert cpu_run.run_id == default_run.run_id
+    both = plan(load_study(write(tmp_path / "grid.yaml", {**without, "grid": {"device": ["cpu", "cuda"]}})))
+    assert [r.factors["device"] for r in both] == ["cpu", "cuda"]
+    assert both[0].run_id == cpu_run.run_id != both[1].run_id
+
+
+def test_a_bad_device_is_one_line_at_study_plan(study, tmp_path, capsys):
+    _, spec = study
+    bad = write(tmp_path / "bad.yaml", {**spec, "base": {**spec["base"], "device": "gpu"}})
+    assert main(["study", "plan", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{bad}: base.device = 'gpu'" in err[0] and "'cuda'" in err[0], err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a machine without a GPU")
+def test_a_cuda_run_on_a_machine_without_a_gpu_fails_in_one_line(study, tmp_path):
+    _, spec = study
+    path = write(tmp_path / "cuda.yaml", {**spec, "base": {**spec["base"], "device": "cuda"}})
+    summary = run_study(path, tmp_path / "study", progress=False)
+    assert (summary.ran, summary.failed) == (0, 1)
+    assert summary.failures[0]["reason"] == "device 'cuda': torch sees no CUDA device on this machine"

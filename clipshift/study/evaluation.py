@@ -70,6 +70,12 @@ def canonical_eval_config(cfg: EvalRunConfig, identity: dict[str, Any]) -> dict[
     data = cfg.model_dump(mode="json")
     for path in (*EVAL_UNREAD, *(UNREAD_BY_CLASSIFIER if identity.get("kind") == "classifier" else ())):
         drop(data, path)
+    # `device` is part of the id, as it is of a training run's (planner.HASH_EXCLUDE keeps it): on a GPU
+    # other kernels give other float results, and an id means one set of numbers (the run's kept sets
+    # and shared features never mix devices either). The CPU, where every evaluation ran before runs had
+    # a device, is left out, so those runs keep their ids.
+    if data.get("device") == "cpu":
+        del data["device"]
     data["checkpoint"] = identity
     return data
 
@@ -297,6 +303,7 @@ def evaluate_checkpoint(task: RunTask, d: Path) -> RunOutcome:
     from clipshift.evaluate.run import run_world_spec
     from clipshift.models.digest import checkpoint_identity
     from clipshift.study import execute as ex
+    from clipshift.train.data import wants_cuda
 
     cfg = EvalRunConfig.model_validate(task.config)
     t0 = time.perf_counter()
@@ -308,6 +315,14 @@ def evaluate_checkpoint(task: RunTask, d: Path) -> RunOutcome:
         )
     ex.start_record(task, d, checkpoint=identity)
     model = open_model(cfg.model, cfg.pretrained)
+    if wants_cuda(cfg.device):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError(f"device {cfg.device!r}: torch sees no CUDA device on this machine")
+        # only the towers move: their features come back to the CPU and are scored there. In fp32, no
+        # autocast: a study's numbers are `clipshift eval`'s, which evaluates in fp32
+        model.module.to("cuda")
     if task.features_dir is not None:
         model.feature_cache = FeatureCache(Path(task.features_dir), checkpoint_key(identity))
     world_spec = cfg.world if cfg.world is not None else None
