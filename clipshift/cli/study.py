@@ -36,7 +36,8 @@ A study file (YAML):
     - {kind: spurious_drop, compare: objective.name}
 
 An evaluation study trains nothing: `models:` lists existing checkpoints (any --model spec of
-`clipshift eval`), each evaluated under base (eval, world, probe_train, threads), crossed with any grid:
+`clipshift eval`), each evaluated under base (eval, world, probe_train, threads, device), crossed with any
+grid:
 
   name: zoo
   models:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import torch
 
@@ -104,6 +104,15 @@ def evaluate_model(
     return results[0]
 
 
+class FinishedSets(Protocol):
+    """Where an evaluation keeps each set's results once the set is finished (a study run's directory:
+    `study.evaluation.RunSets`), so an interrupted evaluation goes on after its last finished set."""
+
+    def load(self, index: int, spec: str) -> list[EvalResult] | None: ...
+
+    def save(self, index: int, spec: str, results: list[EvalResult]) -> None: ...
+
+
 def evaluate_sets(
     model: EvalModel,
     cfg: EvalConfig,
@@ -115,6 +124,7 @@ def evaluate_sets(
     result_names: Literal["spec", "dataset"] = "spec",
     stats_set: str | None = None,
     progress: bool = False,
+    finished: FinishedSets | None = None,
 ) -> list[EvalResult]:
     """Evaluate `model` on every set of `cfg.sets` with `tasks` (default: `cfg.task_names()`): the one
     evaluation `clipshift eval` and a study's runs share.
@@ -126,7 +136,8 @@ def evaluate_sets(
     (`'dataset'`: CLIP_benchmark's habit, the CLI's). The first result on `stats_set` also reports the
     representation statistics (`nc1`, `prototype_coherence`). The '1 vs N confusable' accuracies
     (`cfg.confusable_n`) use a world set's own confusable classes, and on other sets the mapping of
-    `cfg.confusable` when given."""
+    `cfg.confusable` when given. A set whose results `finished` holds is not evaluated again (nor is the
+    probe built when no set is left), and each set evaluated is given to `finished` at once."""
     names = list(tasks) if tasks is not None else cfg.task_names()
     entries = [TASKS.get(t) for t in names]  # unknown names fail before any work
     templates = resolve_templates(cfg.templates)
@@ -146,14 +157,20 @@ def evaluate_sets(
                 "linear_probe or knn)"
             )
     probe: ProbeSet | None = None
-    if any(t.needs_probe for t in entries):
-        if probe_train is not None:
-            pdata = load_eval_data(probe_train, model.image_size, **load_kw)
-            probe = probe_set(model, pdata, cfg.batch_size, cfg.few_shot_k, progress)
-        elif world is not None:
-            probe = world_probe_set(model, world, cfg.probe_n, cfg.batch_size, cfg.few_shot_k, progress)
+    probed = not any(t.needs_probe for t in entries)
     results: list[EvalResult] = []
-    for spec in cfg.sets:
+    for i, spec in enumerate(cfg.sets):
+        kept = finished.load(i, spec) if finished is not None else None
+        if kept is not None:
+            results.extend(kept)
+            continue
+        if not probed:  # once, before the first set still to evaluate (where it always was)
+            probed = True
+            if probe_train is not None:
+                pdata = load_eval_data(probe_train, model.image_size, **load_kw)
+                probe = probe_set(model, pdata, cfg.batch_size, cfg.few_shot_k, progress)
+            elif world is not None:
+                probe = world_probe_set(model, world, cfg.probe_n, cfg.batch_size, cfg.few_shot_k, progress)
         data = load_eval_data(spec, model.image_size, **load_kw)
         if cfg.confusable is not None and data.confusable is None and cfg.confusable_n and not data.retrieval:
             data.confusable = read_confusable(cfg.confusable, data.class_names, data.labels)
@@ -164,5 +181,7 @@ def evaluate_sets(
         )  # fmt: skip
         if spec == stats_set and protos is not None and not data.retrieval:
             res[0].metrics.update(representation_metrics(feats, data.labels, len(data.class_names), protos))
+        if finished is not None:
+            finished.save(i, spec, res)
         results.extend(res)
     return results

@@ -33,6 +33,8 @@ class FeatureCache:
             self.model_key, model.kind, model.image_size, list(model.mean), list(model.std),
             model.channels_last, batch_size, torch.get_num_threads(), list(images.shape), str(images.dtype),
         ]  # fmt: skip
+        if model.device.type != "cpu":  # other kernels, other features; the CPU's keys are unchanged
+            head.append(str(model.device))
         h.update(repr(head).encode())
         for lo in range(0, int(images.shape[0]), ROWS):
             chunk = images[lo : lo + ROWS]

@@ -57,6 +57,23 @@ class EvalResult:
             "info": self.info,
         }
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EvalResult:
+        """The result `to_dict` wrote (None back to NaN): its rows are the original's, bit for bit."""
+
+        def num(v: Any) -> float:
+            return math.nan if v is None else v
+
+        return cls(
+            dataset=d["dataset"],
+            task=d["task"],
+            metrics={k: num(v) for k, v in d["metrics"].items()},
+            per_class={k: [num(x) for x in v] for k, v in d["per_class"].items()},
+            confusion=None if d.get("confusion") is None else np.asarray(d["confusion"]),
+            class_names=list(d.get("class_names", [])),
+            info=dict(d.get("info", {})),
+        )
+
 
 def _finite(v: float) -> float | None:
     v = float(v)

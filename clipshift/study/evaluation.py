@@ -11,7 +11,8 @@ A run's id hashes its evaluation settings and the checkpoint's *content* (`model
 bytes at another path are the same run, new bytes at the same path a new one; names and families are
 labels, so renaming a model re-labels its finished run instead of evaluating it again. Runs are executed
 like training runs (same store, `done` marker, executors, resume: a finished run is skipped, an
-interrupted one is evaluated again) and give the numbers `clipshift eval` gives on the same model.
+interrupted one evaluates the sets it had not finished, `RunSets`) and give the numbers `clipshift eval`
+gives on the same model.
 """
 
 from __future__ import annotations
@@ -20,13 +21,16 @@ import copy
 import hashlib
 import json
 import math
+import shutil
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clipshift.configio import set_path
 from clipshift.errors import UserError
+from clipshift.fsio import write_json
 from clipshift.study.planner import ID_LENGTH, PlannedRun, evaluated_sets, grid_layers
 from clipshift.study.spec import (
     EvalRunConfig,
@@ -42,6 +46,7 @@ from clipshift.study.spec import (
 from clipshift.train.identity import drop
 
 if TYPE_CHECKING:
+    from clipshift.evaluate.result import EvalResult
     from clipshift.study.execute import RunOutcome, RunTask
 
 # settings of the run config that cannot change an evaluation's numbers, or that the checkpoint's
@@ -56,6 +61,7 @@ EVAL_UNREAD: tuple[str, ...] = (
 # what a classifier's evaluation never reads (its own head answers, not prompts)
 UNREAD_BY_CLASSIFIER: tuple[str, ...] = ("eval.templates",)
 FEATURES = "features"  # STUDY_DIR/features/: image features shared by the runs of one checkpoint
+SETS = "sets"  # runs/<id>/sets/<i>.json: each finished evaluation set's results, until the run is done
 
 
 def canonical_eval_config(cfg: EvalRunConfig, identity: dict[str, Any]) -> dict[str, Any]:
@@ -64,6 +70,12 @@ def canonical_eval_config(cfg: EvalRunConfig, identity: dict[str, Any]) -> dict[
     data = cfg.model_dump(mode="json")
     for path in (*EVAL_UNREAD, *(UNREAD_BY_CLASSIFIER if identity.get("kind") == "classifier" else ())):
         drop(data, path)
+    # `device` is part of the id, as it is of a training run's (planner.HASH_EXCLUDE keeps it): on a GPU
+    # other kernels give other float results, and an id means one set of numbers (the run's kept sets
+    # and shared features never mix devices either). The CPU, where every evaluation ran before runs had
+    # a device, is left out, so those runs keep their ids.
+    if data.get("device") == "cpu":
+        del data["device"]
     data["checkpoint"] = identity
     return data
 
@@ -251,6 +263,38 @@ def feature_sharing(runs: list[PlannedRun]) -> set[str]:
 # executing
 
 
+@dataclass
+class RunSets:
+    """A run's finished evaluation sets (`evaluate.core.FinishedSets`): each set's results are written
+    to `folder` atomically as soon as it is finished, so a run interrupted (killed) after some of its
+    sets evaluates only the others when the study is run again, and its rows are an uninterrupted run's
+    (the results are read back exactly). The folder is inside the run's directory, whose name is the
+    run's identity, so what it holds was computed by this very evaluation; the spec is checked anyway.
+    An unreadable file is a set to evaluate again."""
+
+    folder: Path
+    reused: list[str] = field(default_factory=list)
+
+    def load(self, index: int, spec: str) -> list[EvalResult] | None:
+        from clipshift.evaluate.result import EvalResult
+        from clipshift.study.execute import read_json
+
+        data = read_json(self.folder / f"{index}.json")
+        if data is None or data.get("set") != spec:
+            return None
+        try:
+            results = [EvalResult.from_dict(r) for r in data["results"]]
+        except (KeyError, TypeError, AttributeError, ValueError):
+            return None
+        self.reused.append(spec)
+        return results
+
+    def save(self, index: int, spec: str, results: list[EvalResult]) -> None:
+        self.folder.mkdir(exist_ok=True)
+        doc = {"set": spec, "results": [r.to_dict() for r in results]}
+        write_json(self.folder / f"{index}.json", doc, indent=None)
+
+
 def evaluate_checkpoint(task: RunTask, d: Path) -> RunOutcome:
     """One evaluation run in a worker: check that the checkpoint is still the one planned, evaluate it on
     the run's sets (`evaluate_sets`, as `clipshift eval`), write eval.json, the store rows, `done`."""
@@ -259,6 +303,7 @@ def evaluate_checkpoint(task: RunTask, d: Path) -> RunOutcome:
     from clipshift.evaluate.run import run_world_spec
     from clipshift.models.digest import checkpoint_identity
     from clipshift.study import execute as ex
+    from clipshift.train.data import wants_cuda
 
     cfg = EvalRunConfig.model_validate(task.config)
     t0 = time.perf_counter()
@@ -270,6 +315,14 @@ def evaluate_checkpoint(task: RunTask, d: Path) -> RunOutcome:
         )
     ex.start_record(task, d, checkpoint=identity)
     model = open_model(cfg.model, cfg.pretrained)
+    if wants_cuda(cfg.device):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError(f"device {cfg.device!r}: torch sees no CUDA device on this machine")
+        # only the towers move: their features come back to the CPU and are scored there. In fp32, no
+        # autocast: a study's numbers are `clipshift eval`'s, which evaluates in fp32
+        model.module.to("cuda")
     if task.features_dir is not None:
         model.feature_cache = FeatureCache(Path(task.features_dir), checkpoint_key(identity))
     world_spec = cfg.world if cfg.world is not None else None
@@ -282,17 +335,28 @@ def evaluate_checkpoint(task: RunTask, d: Path) -> RunOutcome:
         world = World(world_spec)
     sets = cfg.eval.sets
     stats_set = "iid" if "iid" in sets else (sets[0] if sets else None)
+    kept = RunSets(d / SETS)
     results = evaluate_sets(
         model, cfg.eval, world=world, probe_train=cfg.probe_train, objectnet_mappings=cfg.objectnet_mappings,
-        stats_set=stats_set, progress=task.progress,
+        stats_set=stats_set, progress=task.progress, finished=kept,
     )  # fmt: skip
     rows = ex.record_results(task, d, results)
-    # images evaluated per second (each set once: a probe's rows score images zero-shot scored too)
-    n_images = sum(_count(r.metrics.get("n")) for r in results if r.task not in ("linear_probe", "knn"))
+    # images evaluated per second by this process (each set once: a probe's rows score images zero-shot
+    # scored too; a set finished before an interruption is not evaluated here)
+    n_images = sum(
+        _count(r.metrics.get("n"))
+        for r in results
+        if r.task not in ("linear_probe", "knn") and r.dataset not in kept.reused
+    )
     wall = round(time.perf_counter() - t0, 2)
     rate = round(n_images / wall, 1) if wall > 0 and n_images else None
-    ex.finish_record(task, d, wall, rate, rows=len(rows), model=model.name, pretrained=model.pretrained)
-    return ex.RunOutcome(task.run_id, "done", None, wall, rate, trained=False)
+    reused = len(kept.reused)
+    ex.finish_record(
+        task, d, wall, rate, rows=len(rows), model=model.name, pretrained=model.pretrained, reused_sets=reused
+    )
+    shutil.rmtree(d / SETS, ignore_errors=True)  # eval.json holds them now
+    info = {"reused_sets": reused} if reused else {}
+    return ex.RunOutcome(task.run_id, "done", None, wall, rate, trained=False, info=info)
 
 
 def _count(v: Any) -> int:

@@ -271,6 +271,9 @@ def _drive(
                     finished.append({"run_id": r.run_id})
                     bar.update(1)
                     rate = f", {res.samples_per_s:.0f} samples/s" if res.samples_per_s else ""
+                    if res.info.get("reused_sets"):  # an evaluation resumed after an interruption
+                        n = res.info["reused_sets"]
+                        rate += f", {n} finished set{'s' if n > 1 else ''} reused"
                     say(f"done   {r.run_id}  {r.label()}  ({res.wall_s or 0:.1f} s{rate})")
                 elif res.status == "failed":
                     store.upsert_run(r.run_id, status="failed", reason=res.reason, **common)

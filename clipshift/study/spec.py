@@ -7,7 +7,7 @@ profile entry or `--set` that caused it (`study.yaml: grid.objective.name[2] = '
 
 An *evaluation study* (`models:`) trains nothing: each run evaluates one existing checkpoint (`ModelEntry`,
 any spec `clipshift eval --model` takes) under `base`, an `EvalSettings` (eval sets and metrics, a world
-for world sets, threads), crossed with the grid and zip axes over those settings
+for world sets, threads, device), crossed with the grid and zip axes over those settings
 (`clipshift.study.evaluation` plans and executes such runs).
 """
 
@@ -26,7 +26,7 @@ from clipshift.configio import parse_override, read_mapping, set_path, validate
 from clipshift.data.config import with_default_source
 from clipshift.errors import UserError, format_validation_error
 from clipshift.evaluate.config import EvalConfig
-from clipshift.train.config import TrainConfig
+from clipshift.train.config import Device, TrainConfig
 from clipshift.world.spec import WorldSpec
 
 C = TypeVar("C", bound=BaseModel)
@@ -114,6 +114,12 @@ class EvalSettings(BaseModel):
     objectnet_mappings: Path | None = Field(None, description="ObjectNet's mappings/ folder")
     threads: int | None = Field(
         None, ge=1, description="torch CPU threads (a study fixes them: float results depend on them)"
+    )
+    # CPU unless asked: evaluation ran on the CPU before it had a device (and those runs keep their ids)
+    device: Device = Field(
+        "cpu",
+        description="where the model runs, as a training run's `device` (cpu, cuda; auto: cuda when torch "
+        "sees one); part of the run id unless cpu",
     )
 
 

@@ -10,6 +10,10 @@ from clipshift.data.config import DEFAULT_DATA, DataConfig, WorldData
 from clipshift.models.factory import ModelConfig
 from clipshift.objectives import ObjectiveConfig
 
+# Where a run computes: `auto` is CUDA when torch sees a GPU, else the CPU (`train.data.wants_cuda`).
+# Training runs and evaluation studies' runs take the same values.
+Device = Literal["auto", "cpu", "cuda"]
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -45,7 +49,7 @@ class TrainConfig(_Strict):
     seed: int = Field(0, ge=0, description="model init, data order and every sampled choice")
     log_every: int = Field(10, ge=1, description="steps between metrics.jsonl lines")
     checkpoint_every: int = Field(0, ge=0, description="steps between resumable checkpoints (0: per epoch)")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Device = "auto"
     precision: Literal["auto", "fp32", "amp"] = Field("auto", description="auto: AMP on CUDA, fp32 on CPU")
     snapshots: list[float] = Field(
         default_factory=list,

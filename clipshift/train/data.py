@@ -29,10 +29,15 @@ class RankContext:
         return self.rank == 0
 
 
+def wants_cuda(device: str) -> bool:
+    """Does a run's `device` (`train.config.Device`) put it on CUDA?"""
+    return device == "cuda" or (device == "auto" and torch.cuda.is_available())
+
+
 def init_distributed(device: str) -> RankContext:
     """Join the process group when launched by torchrun (gloo on CPU, nccl on CUDA)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    use_cuda = wants_cuda(device)
     if world > 1:
         if not dist.is_initialized():
             dist.init_process_group("nccl" if use_cuda else "gloo")

@@ -63,7 +63,7 @@ def class_scores(
     cols = head_columns(model, data)
     head: Any = getattr(model.module, "head")  # noqa: B009
     with torch.inference_mode():
-        logits = collapse(head(features).float(), cols)
+        logits = collapse(head(features.to(model.device)).float().cpu(), cols)
     protos = model.head_weights()[[c[0] for c in cols]].float()
     return logits, "classification", protos
 
