@@ -95,7 +95,7 @@ def test_a_study_directory_written_by_the_flat_spec_still_reads():
         **{"counter": "counter", "eval_set": "iid", "theory": {}, "sweep": {}, "seeds": [0, 1, 2]},
     }
     dumped = parse_analysis(flat).model_dump()  # (dumps of that time had no `checks`: the default)
-    defaults = {"checks": ChecksSpec().model_dump(), "paper": None}  # fields added since, at their defaults
+    defaults = {"checks": ChecksSpec().model_dump(), "paper": []}  # fields added since, at their defaults
     assert dumped == {**{k: flat[k] for k in COMMON if k in flat}, **defaults}
     with pytest.raises(UserError, match="x = 'photo': not a field of a 'metrics' analysis"):
         parse_analyses([{k: v for k, v in flat.items() if k != "seeds"}])  # not a dump: a mistake
