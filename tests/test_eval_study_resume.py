@@ -7,7 +7,16 @@ import json
 
 import pytest
 import torch
-from test_eval_study import ARCH, SETS, WORLD, N, _clip_state, rows_of, write
+from test_eval_study import (
+    ARCH,
+    SETS,
+    WORLD,
+    N,
+    _clip_state,
+    _isolated,  # noqa: F401  (its autouse fixture: a private cache, threads restored)
+    rows_of,
+    write,
+)
 
 from clipshift.cli.main import main
 from clipshift.study import load_study, plan, run_study
@@ -15,14 +24,6 @@ from clipshift.study import load_study, plan, run_study
 
 class Killed(BaseException):
     """What a kill looks like to the run: no failure record, no `done` (not an Exception)."""
-
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch, tmp_path):
-    monkeypatch.setenv("CLIPSHIFT_CACHE", str(tmp_path / "cache"))
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
