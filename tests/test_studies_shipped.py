@@ -44,12 +44,13 @@ def test_every_profile_plans(path):
 
 
 # runs per profile (3 seeds each); rich-captions and long-tail's extended profile cross the objectives with
-# settings only some of them read (captions, dynamic's K): the others are trained once per seed and cell
+# settings only some of them read (captions, dynamic's K and weighting): the others are trained once per
+# seed and cell
 RUNS = {
     "data-diversity": {"quick": 36, "full": 18},
-    "long-tail": {"quick": 24, "extended": 144, "full": 24},
+    "long-tail": {"quick": 9, "extended": 312, "full": 24},
     "rich-captions": {"quick": 12, "extended": 21, "full": 12},
-    "spurious-backgrounds": {"quick": 18, "full": 6},
+    "spurious-backgrounds": {"quick": 18, "extended": 18, "full": 6},
 }
 
 
