@@ -20,8 +20,9 @@ intervals.
 
 EXAMPLES = """\
 examples:
-  clipshift demo                                  # a small study and its report, in about 1.5 minutes
-  clipshift study run studies/spurious-backgrounds.yaml --out runs/bg && clipshift report runs/bg
+  clipshift demo                                  # a small study and its report, in about 3.5 minutes
+  clipshift study run studies/spurious-backgrounds.yaml --out runs/bg --executor process --workers 2
+  clipshift report runs/bg                        # runs/bg/report.html and the headline sentences
   clipshift train --out runs/clip && clipshift eval --model runs/clip --dataset iid --dataset counter
   clipshift robustness fit --reference imagenet-testbed --x val --y imagenet-r
   clipshift world preview --out grid.png          # see the default world at a glance
