@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from test_study_run import table as rows_of  # the store's rows
+from test_study_run import write_spec as write
 
 from clipshift.cli.main import main
 from clipshift.errors import UserError
@@ -97,16 +99,6 @@ def zoo(tmp_path_factory):
     path = root / "zoo.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return root, path, spec
-
-
-def write(path: Path, spec: dict) -> Path:
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    return path
-
-
-def rows_of(study_dir: Path) -> list[dict]:
-    with ResultsStore(study_dir / "results.sqlite") as store:
-        return store.results()
 
 
 @pytest.fixture(scope="module")
