@@ -64,6 +64,17 @@ def test_every_profile_plans_its_runs_once(path):
         assert len(sup) == 3 and {r.factors["data.world.captions.level"] for r in sup} == {"template"}
 
 
+@pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
+def test_no_factor_of_a_quick_profile_is_known_not_to_act(path):
+    """The quick profiles are what users run first: none may compare a factor the plan already knows
+    cannot act (the long-tail study once shipped dynamic_k = 3 below the 10 classes of every batch)."""
+    from clipshift.study.inert import plan_warnings
+
+    spec = load_study(path)
+    inert = [w for w in plan_warnings(spec, plan(spec, profile="quick")) if "cannot act" in w]
+    assert not inert, inert
+
+
 @pytest.fixture(scope="module")
 def layouts(tmp_path_factory):
     root = tmp_path_factory.mktemp("real-layouts")
