@@ -323,14 +323,21 @@ def test_zero_shot_probes_and_subsets_read_one_pass_of_features(zoo, monkeypatch
     root, _, _ = zoo
     torch.set_num_threads(1)  # restored after the test
     model = open_model(f"{ARCH}:{root / 'a.pt'}")
+    from clipshift.evaluate import model as model_mod
+
     forwarded: list[int] = []
-    encode = model.module.encode_image
+    encoder = model_mod.image_encoder
 
-    def counting(x, **kw):
-        forwarded.append(len(x))
-        return encode(x, **kw)
+    def counting(m):
+        encode = encoder(m)
 
-    monkeypatch.setattr(model.module, "encode_image", counting)
+        def forward(x):
+            forwarded.append(len(x))
+            return encode(x)
+
+        return forward
+
+    monkeypatch.setattr(model_mod, "image_encoder", counting)
     load = core.load_eval_data
 
     def with_subset(spec, size, **kw):

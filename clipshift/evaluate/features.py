@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from clipshift.evaluate.model import inference_tag
+
 ROWS = 256  # images hashed at a time
 
 
@@ -35,6 +37,9 @@ class FeatureCache:
         ]  # fmt: skip
         if model.device.type != "cpu":  # other kernels, other features; the CPU's keys are unchanged
             head.append(str(model.device))
+        rewrite = inference_tag(model)
+        if rewrite is not None:  # other arithmetic (same function), other last bits
+            head.append(rewrite)
         h.update(repr(head).encode())
         for lo in range(0, int(images.shape[0]), ROWS):
             chunk = images[lo : lo + ROWS]

@@ -244,7 +244,7 @@ def _image_features(
     device = model.device
     mean = torch.tensor(model.mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
     std = torch.tensor(model.std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
-    module: Any = model.module
+    encode = image_encoder(model)
     out: torch.Tensor | None = None
     bar = tqdm(total=n, desc=desc, unit="img", disable=not progress, file=sys.stderr, leave=False)
     for lo in range(0, n, batch_size):
@@ -253,13 +253,54 @@ def _image_features(
         x = x.to(device).float().div_(255).sub_(mean).div_(std)  # uint8 crosses to a GPU: 4x fewer bytes
         if model.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        f = module.encode_image(x, normalize=True) if model.kind == "clip" else module.visual(x)
+        f = encode(x)
         if out is None:
             out = torch.empty((n, f.shape[1]), dtype=torch.float32)
         out[lo : lo + len(f)] = f.float().cpu()
         bar.update(len(f))
     bar.close()
     return out if out is not None else torch.zeros((0, 1))
+
+
+def _rewritable(model: EvalModel) -> bool:
+    """Whether `image_encoder` runs `clipshift.models.inference`'s rewrite of the image tower: a tower
+    it applies to, behind open_clip's own encode_image (L2-normalised visual output) or a clipshift
+    classifier's tower."""
+    from open_clip.model import CLIP, CustomTextCLIP
+
+    from clipshift.models.factory import Classifier
+    from clipshift.models.inference import can_rewrite
+
+    module = model.module
+    visual = getattr(module, "visual", None)
+    if visual is None or not can_rewrite(visual):
+        return False
+    if model.kind == "clip":
+        return getattr(type(module), "encode_image", None) in (CLIP.encode_image, CustomTextCLIP.encode_image)
+    return isinstance(module, Classifier)
+
+
+def inference_tag(model: EvalModel) -> str | None:
+    """The rewrite `image_encoder` applies to `model` (None: the model's own forward), for cache keys."""
+    from clipshift.models.inference import REWRITE
+
+    return REWRITE if _rewritable(model) else None
+
+
+def image_encoder(model: EvalModel) -> Any:
+    """x (normalised pixels) -> features, as `image_features` defines them. Built per call, so a model
+    whose weights changed since (a training run's snapshots) is never scored with stale ones."""
+    from clipshift.models.inference import for_inference
+
+    module: Any = model.module
+    if _rewritable(model):
+        fast = for_inference(module.visual, channels_last=model.channels_last)
+        if model.kind == "clip":
+            return lambda x: torch.nn.functional.normalize(fast(x), dim=-1)
+        return fast
+    if model.kind == "clip":
+        return lambda x: module.encode_image(x, normalize=True)
+    return module.visual
 
 
 @torch.inference_mode()
