@@ -230,8 +230,21 @@ def test_checkpoint_of_another_architecture_names_file_and_key(tmp_path):
 
 
 def test_unknown_architecture_lists_ours():
-    with pytest.raises(UserError, match=r"clipshift-rn-tiny, clipshift-vit-tiny.*open_clip\.list_models"):
+    with pytest.raises(
+        UserError, match=r"clipshift-rn-micro, clipshift-rn-tiny, clipshift-vit-tiny.*open_clip\.list_models"
+    ):
         build_clip(ModelConfig(name="ResNet-9000"), OpenClipTokenizer())
+
+
+def test_micro_resnet_is_the_tiny_one_at_half_the_width():
+    tok = OpenClipTokenizer()
+    micro, tiny = (build_clip(ModelConfig(name=n), tok) for n in ("clipshift-rn-micro", "clipshift-rn-tiny"))
+    assert micro.visual.attnpool.c_proj.in_features * 2 == tiny.visual.attnpool.c_proj.in_features
+    assert micro.transformer.width * 2 == tiny.transformer.width
+    count = lambda m: sum(p.numel() for p in m.visual.parameters())  # noqa: E731
+    assert count(micro) < count(tiny) / 3
+    out = micro(torch.zeros(2, 3, 32, 32), tok(["a zorp", "a blorp"]))
+    assert out["image_features"].shape == out["text_features"].shape == (2, 128)
 
 
 def test_open_clip_config_overrides_and_image_size():
