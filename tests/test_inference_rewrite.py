@@ -67,6 +67,9 @@ def test_rewrite_applies_only_where_proven(clip_model):
     finally:
         clip_model.visual.eval()
     assert inference_tag(from_module(clip_model, OpenClipTokenizer())) == REWRITE
+    frozen = build_clip(ModelConfig(name="clipshift-rn-tiny"), OpenClipTokenizer()).eval()
+    frozen.visual.lock(freeze_bn_stats=True)  # open_clip's FrozenBatchNorm2d: not the layout proven
+    assert not can_rewrite(frozen.visual) and for_inference(frozen.visual) is frozen.visual
 
 
 def test_evaluation_features_and_predictions_agree_with_encode_image(clip_model):

@@ -20,6 +20,7 @@ returned as it is. The rewritten tower is a copy: the model, its state dict and 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -53,21 +54,30 @@ class PooledTokenAttention(nn.Module):
         return F.linear(out.transpose(0, 1).reshape(n, c), p.c_proj.weight, p.c_proj.bias)
 
 
+def _pairs(visual: nn.Module) -> Iterator[tuple[nn.Module, str, str]]:
+    """(module, conv name, batch-norm name) of every convolution a batch norm follows in the tower."""
+    for i in (1, 2, 3):
+        yield visual, f"conv{i}", f"bn{i}"
+    for block in visual.modules():
+        if isinstance(block, Bottleneck):
+            for i in (1, 2, 3):
+                yield block, f"conv{i}", f"bn{i}"
+            if block.downsample is not None:
+                yield block.downsample, "0", "1"
+
+
 def can_rewrite(visual: nn.Module) -> bool:
-    """True for the towers whose rewrite is exact (open_clip's ModifiedResNet, in eval mode)."""
+    """True for the towers whose rewrite is exact: open_clip's ModifiedResNet in eval mode, with plain
+    BatchNorm2d layers after Conv2d ones (a tower whose norms were frozen or replaced runs as it is)."""
     return (
         type(visual) is ModifiedResNet
         and not visual.training
         and isinstance(visual.attnpool, AttentionPool2d)
+        and all(
+            type(getattr(m, c, None)) is nn.Conv2d and type(getattr(m, b, None)) is nn.BatchNorm2d
+            for m, c, b in _pairs(visual)
+        )
     )
-
-
-def _fold(parent: nn.Module, conv: str, bn: str) -> None:
-    c, b = getattr(parent, conv), getattr(parent, bn)
-    if not (isinstance(c, nn.Conv2d) and isinstance(b, nn.BatchNorm2d)):
-        raise TypeError(f"{type(parent).__name__}.{conv}/{bn} are not a Conv2d and a BatchNorm2d")
-    setattr(parent, conv, fuse_conv_bn_eval(c, b))
-    setattr(parent, bn, nn.Identity())
 
 
 def for_inference(visual: nn.Module, channels_last: bool = False) -> nn.Module:
@@ -76,14 +86,9 @@ def for_inference(visual: nn.Module, channels_last: bool = False) -> nn.Module:
     if not can_rewrite(visual):
         return visual
     fast = copy.deepcopy(visual)
-    for i in (1, 2, 3):
-        _fold(fast, f"conv{i}", f"bn{i}")
-    for block in fast.modules():
-        if isinstance(block, Bottleneck):
-            for i in (1, 2, 3):
-                _fold(block, f"conv{i}", f"bn{i}")
-            if block.downsample is not None:
-                _fold(block.downsample, "0", "1")
+    for m, conv, bn in list(_pairs(fast)):
+        setattr(m, conv, fuse_conv_bn_eval(getattr(m, conv), getattr(m, bn)))
+        setattr(m, bn, nn.Identity())
     fast.attnpool = PooledTokenAttention(fast.attnpool)
     for p in fast.parameters():
         p.requires_grad_(False)
