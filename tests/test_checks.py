@@ -230,3 +230,31 @@ def test_the_learning_check_reads_the_set_the_snapshots_were_scored_on(tmp_path)
         "clip runs had not converged: photo accuracy was still rising by 6.0"
     )
     assert "not learned" not in why
+
+
+def test_an_effective_robustness_comparison_at_the_floor_of_a_shifted_set_is_withheld(tmp_path):
+    """Both arms learned (iid 80-90 %) but sit at chance on `counter` (10 classes: 10 %): an ER
+    difference fitted there measures where accuracy bottoms out. The same planted difference on a set
+    well above the floor is concluded."""
+    checks = {
+        "clip": {"objective/classes_scored_mean": 8.0},
+        "supervised": {"objective/classes_scored_mean": 10.0},
+    }
+    iid = {"clip": 0.80, "supervised": 0.90}
+
+    def er_verdicts(counter: dict) -> list:
+        data = study(OBJ, ["clip", "supervised"], iid, counter, checks, noise=0.005)
+        factors = {r.run_id: r.factors for r in data.runs}
+        for row in data.rows:  # the ER line reads each run's factors from its rows, as the store gives them
+            row["factors"] = factors[row["run_id"]]
+        er = {"kind": "effective_robustness", "x": "iid", "y": ["counter"], "compare": OBJ}
+        data.spec["analyses"] = [{**er, "baseline": {OBJ: "supervised"}}]
+        summary = write_report(data, tmp_path / "r.html", n_boot=50)
+        (f,) = [f for f in summary.findings if f.kind == "effective_robustness"]
+        return f.verdicts
+
+    (v,) = er_verdicts({"clip": 0.11, "supervised": 0.10})
+    assert v.status == "withheld", v
+    assert "runs are at the floor on counter (" in v.reason and "against chance 10.0 %" in v.reason
+    (v,) = er_verdicts({"clip": 0.60, "supervised": 0.40})
+    assert v.status != "withheld", v

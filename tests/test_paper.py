@@ -65,6 +65,15 @@ def test_only_the_claimed_pair_is_judged():
     assert judge(claim, "clip", "supervised", -5.0, Verdict("supported")).status == "contradicted"  # type: ignore[union-attr]
 
 
+def test_a_claim_judged_on_several_sets_names_the_set():
+    """An effective-robustness analysis judges its claim once per shifted set: each verdict says where."""
+    claim = PaperClaim.model_validate(CLAIM)
+    on_sketch = judge(claim, "supervised", "clip", -5.0, Verdict("supported"), on="sketch")
+    assert on_sketch is not None and "— on sketch, reproduced:" in on_sketch.text
+    plain = judge(claim, "supervised", "clip", -5.0, Verdict("supported"))
+    assert plain is not None and " on " not in plain.text.split("—")[1]
+
+
 def test_report_json_and_cli_carry_the_paper_verdicts(tmp_path, capsys):
     from clipshift.report.build import write_report
 

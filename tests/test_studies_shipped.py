@@ -47,9 +47,9 @@ def test_every_profile_plans(path):
 # settings only some of them read (captions, dynamic's K and weighting): the others are trained once per
 # seed and cell
 RUNS = {
-    "data-diversity": {"quick": 36, "full": 18},
+    "data-diversity": {"quick": 36, "extended": 36, "full": 18},
     "long-tail": {"quick": 9, "extended": 312, "full": 24},
-    "rich-captions": {"quick": 12, "extended": 21, "full": 12},
+    "rich-captions": {"quick": 18, "extended": 18, "full": 12},
     "spurious-backgrounds": {"quick": 18, "extended": 18, "full": 6},
 }
 

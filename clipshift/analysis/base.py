@@ -71,6 +71,14 @@ class ChecksSpec(BaseModel):
         description="an arm is still improving when its accuracy rose by more than this (a fraction) over "
         "the last quarter of training",
     )
+    min_transfer: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="a comparison on a shifted set (effective robustness) is withheld when an arm's "
+        "accuracy there covers less than this share of the way from chance to 100 %: at that floor a "
+        "difference measures where accuracy bottoms out, not robustness",
+    )
 
 
 class AnalysisBase(BaseModel):

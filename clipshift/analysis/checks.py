@@ -277,6 +277,33 @@ def learning_check(data: StudyData, arms: Mapping[str, Sequence[Run]], spec: Che
     return "; ".join(problems) if problems else None
 
 
+def floor_check(
+    data: StudyData,
+    arms: Mapping[str, Sequence[Run]],
+    shifted: str,
+    acc: Mapping[str, float],
+    spec: ChecksSpec,
+) -> str | None:
+    """Why the arms cannot be compared on the shifted set `shifted`: one of them is at the floor there
+    (its mean accuracy, `acc`: run id -> percent, less than `spec.min_transfer` of the way from chance to
+    100 %), or None. A set every model fails (e.g. a sketch of a world trained on photos) says that no
+    arm transferred, which the table shows; a line or a difference fitted there says nothing more."""
+    c = n_classes(data)
+    if not c:
+        return None
+    chance = 100.0 / c
+    problems = []
+    for name, runs in arms.items():
+        v = [acc[r.run_id] for r in runs if r.run_id in acc]
+        mean = sum(v) / len(v) if v else math.nan
+        if v and (mean - chance) / (100.0 - chance) < spec.min_transfer:
+            problems.append(
+                f"{name} are at the floor on {shifted} ({mean:.1f} % against chance {chance:.1f} %, less "
+                f"than {100 * spec.min_transfer:.0f} % of the way to 100 %)"
+            )
+    return "; ".join(problems) if problems else None
+
+
 def _epochs(data: StudyData, runs: Sequence[Run]) -> float | None:
     """The runs' epochs, from the study spec's base (grid values for epochs are in the factors)."""
     values = {v for r in runs if isinstance(v := r.factors.get("epochs"), (int, float))}

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from clipshift.analysis.base import AnalysisBase
-from clipshift.analysis.checks import Verdict, learning_check, manipulation_check
+from clipshift.analysis.checks import Verdict, floor_check, learning_check, manipulation_check
 from clipshift.analysis.compare import Comparison, Estimate, LineReplicates, compare_levels
 from clipshift.analysis.data import Run, StudyData, label, matches, value_key, zipped_with
 from clipshift.analysis.finding import Finding, Table
@@ -123,9 +123,12 @@ class Context(Generic[S]):
 
     # -- verdicts ------------------------------------------------------------------------------------
 
-    def withhold_reason(self, comp: Comparison | None) -> str | None:
+    def withhold_reason(
+        self, comp: Comparison | None, shifted: tuple[str, dict[str, float]] | None = None
+    ) -> str | None:
         """Why no conclusion may be drawn from this comparison (or, without one, from the runs analysed):
-        the compared factor did not act, or an arm had not learned the task or was still improving."""
+        the compared factor did not act, an arm had not learned the task or was still improving, or (with
+        `shifted`: a shifted set and run id -> accuracy there, in percent) an arm is at the floor on it."""
         checks = self.spec.checks
         arms: dict[str, list[Run]] = {"the runs analysed": self.runs}
         if comp is not None and self.compare and comp.axis == self.compare:
@@ -136,9 +139,12 @@ class Context(Generic[S]):
                 acted, why = manipulation_check(self.data, self.compare, comp.level, comp.ref, level, ref)
                 if acted is False:
                     return why
-        if checks.convergence:
-            return learning_check(self.data, arms, checks)
-        return None
+        if not checks.convergence:
+            return None
+        unready = learning_check(self.data, arms, checks)
+        if unready is None and shifted is not None:
+            return floor_check(self.data, arms, *shifted, checks)
+        return unready
 
     def conclude(
         self,
@@ -148,18 +154,20 @@ class Context(Generic[S]):
         estimate: Estimate | None = None,
         units: str | None = None,
         checked: bool = True,
+        shifted: tuple[str, dict[str, float]] | None = None,
     ) -> None:
         """Add a conclusion about a comparison (`comp`) or a single estimate, with its verdict:
         `withheld` when a check fails (the computed sentence moves to the details), `supported` when the
         interval excludes 0, else `not_supported` with the smallest difference the design could have
         detected at 80 % power (appended to the sentence in `units`, default the metric's points).
-        `checked=False` skips the checks (e.g. the simulator, whose arms are not trained runs)."""
+        `checked=False` skips the checks (e.g. the simulator, whose arms are not trained runs); `shifted`
+        (a shifted set, run id -> accuracy there in percent) adds the floor check on that set."""
         from clipshift.analysis.wording import num, points
 
         f = self.finding
         est = comp.diff if comp is not None else estimate
         u = points(self.spec.metric) if units is None else units
-        reason = self.withhold_reason(comp) if checked else None
+        reason = self.withhold_reason(comp, shifted) if checked else None
         if reason is not None:
             subject = f"{comp.name} vs {comp.ref_name}" if comp is not None else "these runs"
             verdict = Verdict("withheld", reason)
@@ -179,7 +187,8 @@ class Context(Generic[S]):
             f.conclude(sentence, False, verdict)
         if comp is not None:
             for claim in self.spec.paper:
-                judged = judge(claim, comp.level, comp.ref, comp.diff.value, verdict, u)
+                on = shifted[0] if shifted is not None else None
+                judged = judge(claim, comp.level, comp.ref, comp.diff.value, verdict, u, on)
                 if judged is not None:
                     f.paper.append(judged)
 

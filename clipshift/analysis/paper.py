@@ -54,10 +54,17 @@ class PaperVerdict:
 
 
 def judge(
-    claim: PaperClaim, level: Any, ref: Any, diff: float, verdict: Verdict, units: str = "points"
+    claim: PaperClaim,
+    level: Any,
+    ref: Any,
+    diff: float,
+    verdict: Verdict,
+    units: str = "points",
+    on: str | None = None,
 ) -> PaperVerdict | None:
     """The claim's status from one comparison (`diff` = level − ref, judged by `verdict`, its detectable
-    difference in `units`); None when the comparison is not between the claim's two levels."""
+    difference in `units`; `on`: the evaluation set it was made on, when an analysis judges one claim on
+    several); None when the comparison is not between the claim's two levels."""
     pair = {_key(level), _key(ref)}
     if pair != {_key(claim.higher), _key(claim.lower)} or len(pair) != 2:
         return None
@@ -76,7 +83,10 @@ def judge(
             unit = f" {units}" if units else ""
             why += f" (this design could have detected {verdict.detectable:.3g}{unit} at 80 % power)"
     words = status.replace("_", " ")
-    return PaperVerdict(claim.source, claim.claim, status, f"{claim.source}: {claim.claim} — {words}: {why}.")
+    where = f"on {on}, " if on else ""
+    return PaperVerdict(
+        claim.source, claim.claim, status, f"{claim.source}: {claim.claim} — {where}{words}: {why}."
+    )
 
 
 def _key(value: Any) -> str:

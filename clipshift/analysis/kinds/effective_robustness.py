@@ -141,7 +141,12 @@ def _on_shift(ctx: Context[EffectiveRobustnessSpec], y: str, baseline: dict[str,
         ref_is_line = not ctx.compare or (
             ctx.compare in baseline and matches({ctx.compare: comp.ref}, {ctx.compare: baseline[ctx.compare]})
         )
-        ctx.conclude(_sentence(comp.name, comp.ref_name, d, y, line_of, ref_is_line), d.supports, comp=comp)
+        ctx.conclude(
+            _sentence(comp.name, comp.ref_name, d, y, line_of, ref_is_line),
+            d.supports,
+            comp=comp,
+            shifted=(y, dict(zip(ref.models, ref.y.tolist()))),
+        )
         ctx.record("effective_robustness", comp, eval_set=y)
     f.tables.append(_level_table(ctx, ref, values, groups, group_of, y))
     base_x = ref.x[ref.is_reference]
