@@ -258,3 +258,30 @@ def test_an_effective_robustness_comparison_at_the_floor_of_a_shifted_set_is_wit
     assert "runs are at the floor on counter (" in v.reason and "against chance 10.0 %" in v.reason
     (v,) = er_verdicts({"clip": 0.60, "supervised": 0.40})
     assert v.status != "withheld", v
+
+
+def test_a_drop_comparison_with_an_arm_at_chance_on_counter_is_withheld(tmp_path):
+    """An arm at chance on `counter` drops by as much as its common accuracy allows: comparing its drop
+    with another arm's compares common accuracies, not reliance on the background."""
+    checks = {
+        "clip": {"objective/classes_scored_mean": 8.0},
+        "supervised": {"objective/classes_scored_mean": 10.0},
+    }
+    iid = {"clip": 0.40, "supervised": 0.90}
+    data = study(OBJ, ["clip", "supervised"], iid, {"clip": 0.10, "supervised": 0.50}, checks, noise=0.005)
+    f, _ = drop_finding(data, tmp_path)
+    (v,) = f.verdicts
+    assert v.status == "withheld" and "clip runs are at the floor on counter (" in v.reason, v
+    data = study(OBJ, ["clip", "supervised"], iid, {"clip": 0.25, "supervised": 0.50}, checks, noise=0.005)
+    f, _ = drop_finding(data, tmp_path)
+    assert [v.status for v in f.verdicts] == ["supported"]
+
+
+def test_the_floor_of_one_vs_n_confusable_is_one_in_n_plus_one():
+    from clipshift.analysis.kinds.spurious_drop import SpuriousDropSpec, _counter_floor
+
+    spec = SpuriousDropSpec.model_validate({"kind": "spurious_drop", "metric": "acc1_vs20_confusable"})
+    floor = _counter_floor(spec, {"r": 0.05}, 100.0)
+    assert floor is not None and floor.chance == pytest.approx(100 / 21) and floor.acc == {"r": 5.0}
+    nll = SpuriousDropSpec.model_validate({"kind": "spurious_drop", "metric": "nll"})
+    assert _counter_floor(nll, {"r": 1.0}, 1.0) is None

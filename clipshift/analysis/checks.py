@@ -277,29 +277,35 @@ def learning_check(data: StudyData, arms: Mapping[str, Sequence[Run]], spec: Che
     return "; ".join(problems) if problems else None
 
 
+@dataclass(frozen=True)
+class Shifted:
+    """A shifted evaluation set a comparison is made on, for the floor check: its name, run id -> accuracy
+    there (percent), and its chance level (percent; None: one over the classes, as for top-1)."""
+
+    name: str
+    acc: Mapping[str, float]
+    chance: float | None = None
+
+
 def floor_check(
-    data: StudyData,
-    arms: Mapping[str, Sequence[Run]],
-    shifted: str,
-    acc: Mapping[str, float],
-    spec: ChecksSpec,
+    data: StudyData, arms: Mapping[str, Sequence[Run]], shifted: Shifted, spec: ChecksSpec
 ) -> str | None:
-    """Why the arms cannot be compared on the shifted set `shifted`: one of them is at the floor there
-    (its mean accuracy, `acc`: run id -> percent, less than `spec.min_transfer` of the way from chance to
-    100 %), or None. A set every model fails (e.g. a sketch of a world trained on photos) says that no
-    arm transferred, which the table shows; a line or a difference fitted there says nothing more."""
+    """Why the arms cannot be compared on a shifted set: one of them is at the floor there (its mean
+    accuracy less than `spec.min_transfer` of the way from chance to 100 %), or None. A set every model
+    fails (e.g. a sketch of a world trained on photos) says that no arm transferred, which the tables show;
+    a line or a difference fitted there measures where accuracy bottoms out, not robustness."""
     c = n_classes(data)
-    if not c:
+    chance = shifted.chance if shifted.chance is not None else (100.0 / c if c else None)
+    if chance is None:
         return None
-    chance = 100.0 / c
     problems = []
     for name, runs in arms.items():
-        v = [acc[r.run_id] for r in runs if r.run_id in acc]
+        v = [shifted.acc[r.run_id] for r in runs if r.run_id in shifted.acc]
         mean = sum(v) / len(v) if v else math.nan
         if v and (mean - chance) / (100.0 - chance) < spec.min_transfer:
             problems.append(
-                f"{name} are at the floor on {shifted} ({mean:.1f} % against chance {chance:.1f} %, less "
-                f"than {100 * spec.min_transfer:.0f} % of the way to 100 %)"
+                f"{name} are at the floor on {shifted.name} ({mean:.1f} % against chance {chance:.1f} %, "
+                f"less than {100 * spec.min_transfer:.0f} % of the way to 100 %)"
             )
     return "; ".join(problems) if problems else None
 

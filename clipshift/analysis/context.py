@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from clipshift.analysis.base import AnalysisBase
-from clipshift.analysis.checks import Verdict, floor_check, learning_check, manipulation_check
+from clipshift.analysis.checks import Shifted, Verdict, floor_check, learning_check, manipulation_check
 from clipshift.analysis.compare import Comparison, Estimate, LineReplicates, compare_levels
 from clipshift.analysis.data import Run, StudyData, label, matches, value_key, zipped_with
 from clipshift.analysis.finding import Finding, Table
@@ -123,12 +123,10 @@ class Context(Generic[S]):
 
     # -- verdicts ------------------------------------------------------------------------------------
 
-    def withhold_reason(
-        self, comp: Comparison | None, shifted: tuple[str, dict[str, float]] | None = None
-    ) -> str | None:
+    def withhold_reason(self, comp: Comparison | None, shifted: Shifted | None = None) -> str | None:
         """Why no conclusion may be drawn from this comparison (or, without one, from the runs analysed):
         the compared factor did not act, an arm had not learned the task or was still improving, or (with
-        `shifted`: a shifted set and run id -> accuracy there, in percent) an arm is at the floor on it."""
+        `shifted`: a shifted set and each run's accuracy there) an arm is at the floor on it."""
         checks = self.spec.checks
         arms: dict[str, list[Run]] = {"the runs analysed": self.runs}
         if comp is not None and self.compare and comp.axis == self.compare:
@@ -143,7 +141,7 @@ class Context(Generic[S]):
             return None
         unready = learning_check(self.data, arms, checks)
         if unready is None and shifted is not None:
-            return floor_check(self.data, arms, *shifted, checks)
+            return floor_check(self.data, arms, shifted, checks)
         return unready
 
     def conclude(
@@ -154,14 +152,16 @@ class Context(Generic[S]):
         estimate: Estimate | None = None,
         units: str | None = None,
         checked: bool = True,
-        shifted: tuple[str, dict[str, float]] | None = None,
+        shifted: Shifted | None = None,
+        judged_on: str | None = None,
     ) -> None:
         """Add a conclusion about a comparison (`comp`) or a single estimate, with its verdict:
         `withheld` when a check fails (the computed sentence moves to the details), `supported` when the
         interval excludes 0, else `not_supported` with the smallest difference the design could have
         detected at 80 % power (appended to the sentence in `units`, default the metric's points).
         `checked=False` skips the checks (e.g. the simulator, whose arms are not trained runs); `shifted`
-        (a shifted set, run id -> accuracy there in percent) adds the floor check on that set."""
+        (a shifted set and each run's accuracy there) adds the floor check on that set; `judged_on` names
+        the set in the paper verdicts of an analysis that judges its claim on several."""
         from clipshift.analysis.wording import num, points
 
         f = self.finding
@@ -187,8 +187,7 @@ class Context(Generic[S]):
             f.conclude(sentence, False, verdict)
         if comp is not None:
             for claim in self.spec.paper:
-                on = shifted[0] if shifted is not None else None
-                judged = judge(claim, comp.level, comp.ref, comp.diff.value, verdict, u, on)
+                judged = judge(claim, comp.level, comp.ref, comp.diff.value, verdict, u, judged_on)
                 if judged is not None:
                     f.paper.append(judged)
 

@@ -11,6 +11,7 @@ import numpy as np
 from pydantic import Field
 
 from clipshift.analysis.base import AnalysisBase
+from clipshift.analysis.checks import Shifted
 from clipshift.analysis.compare import Estimate, LineReplicates, line_replicates, mean_estimate
 from clipshift.analysis.context import Context
 from clipshift.analysis.data import Run, label, matches, value_key
@@ -145,7 +146,8 @@ def _on_shift(ctx: Context[EffectiveRobustnessSpec], y: str, baseline: dict[str,
             _sentence(comp.name, comp.ref_name, d, y, line_of, ref_is_line),
             d.supports,
             comp=comp,
-            shifted=(y, dict(zip(ref.models, ref.y.tolist()))),
+            shifted=Shifted(y, dict(zip(ref.models, ref.y.tolist()))),
+            judged_on=y,
         )
         ctx.record("effective_robustness", comp, eval_set=y)
     f.tables.append(_level_table(ctx, ref, values, groups, group_of, y))

@@ -5,6 +5,7 @@ factor within each combination of the others."""
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from typing import Any, Literal
 
@@ -12,6 +13,7 @@ import numpy as np
 from pydantic import Field
 
 from clipshift.analysis.base import AnalysisBase
+from clipshift.analysis.checks import Shifted
 from clipshift.analysis.compare import mean_estimate, stratified_difference
 from clipshift.analysis.context import Context
 from clipshift.analysis.data import Run, combo_label, label, value_key
@@ -69,6 +71,7 @@ def spurious_drop(ctx: Context[SpuriousDropSpec]) -> None:
         f.conclude(f"{NO_SUPPORT}: no run has {a.metric} on both {a.common!r} and {a.counter!r}.", False)
         return
     means, comps = ctx.compare_values(drops)
+    floor = _counter_floor(a, counter, s)
     if not comps:
         est = next(iter(means.values()))
         if est.supports:
@@ -99,6 +102,7 @@ def spurious_drop(ctx: Context[SpuriousDropSpec]) -> None:
                 f"({ci_text(magnitude(d))}; drops {num(big_m.value)} vs {num(small_m.value)}).",
                 True,
                 comp=comp,
+                shifted=floor,
             )
         else:
             ctx.conclude(
@@ -106,6 +110,7 @@ def spurious_drop(ctx: Context[SpuriousDropSpec]) -> None:
                 f"{num(d.value)} {pts} ({ci_text(d)}; {no_support_reason(d)}).",
                 False,
                 comp=comp,
+                shifted=floor,
             )
         ctx.record("drop", comp)
     rows = []
@@ -137,6 +142,19 @@ def spurious_drop(ctx: Context[SpuriousDropSpec]) -> None:
     if ctx.compare and strata:
         f.tables.append(_per_stratum_table(ctx, drops, strata, f"{what} ({pts}) within each combination"))
     f.figures.append(_counter_common_figure(ctx, common, counter, s))
+
+
+def _counter_floor(a: SpuriousDropSpec, counter: dict[str, float], s: float) -> Shifted | None:
+    """The counter set for the floor check: an arm at chance there has a drop as large as its common
+    accuracy allows, so comparing drops would compare common accuracies. Accuracies only; the chance of
+    "1 vs N confusable" is 1/(N+1)."""
+    if unit_of(a.metric).unit != "fraction":
+        return None
+    m = re.fullmatch(r"acc1_vs(\d+)_confusable", a.metric)
+    chance = 100.0 / (int(m.group(1)) + 1) if m else None
+    if not m and a.metric != "acc1":
+        return None
+    return Shifted(a.counter, {r: s * v for r, v in counter.items()}, chance)
 
 
 def _groups_within(ctx: Context[SpuriousDropSpec]) -> tuple[dict[str, float], dict[str, float]] | None:
