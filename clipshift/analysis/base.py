@@ -75,9 +75,10 @@ class ChecksSpec(BaseModel):
         0.1,
         ge=0,
         le=1,
-        description="a comparison on a shifted set (effective robustness) is withheld when an arm's "
-        "accuracy there covers less than this share of the way from chance to 100 %: at that floor a "
-        "difference measures where accuracy bottoms out, not robustness",
+        description="a comparison on a shifted set (effective robustness; the counter set of a "
+        "common-counter drop) is withheld when an arm's accuracy there covers less than this share of "
+        "the way from chance to 100 %: at that floor a difference measures where accuracy bottoms out, "
+        "not robustness",
     )
 
 

@@ -148,12 +148,10 @@ def _counter_floor(a: SpuriousDropSpec, counter: dict[str, float], s: float) -> 
     """The counter set for the floor check: an arm at chance there has a drop as large as its common
     accuracy allows, so comparing drops would compare common accuracies. Accuracies only; the chance of
     "1 vs N confusable" is 1/(N+1)."""
-    if unit_of(a.metric).unit != "fraction":
-        return None
     m = re.fullmatch(r"acc1_vs(\d+)_confusable", a.metric)
-    chance = 100.0 / (int(m.group(1)) + 1) if m else None
-    if not m and a.metric != "acc1":
+    if a.metric != "acc1" and m is None:
         return None
+    chance = 100.0 / (int(m.group(1)) + 1) if m else None  # None: one over the classes
     return Shifted(a.counter, {r: s * v for r, v in counter.items()}, chance)
 
 
