@@ -15,6 +15,7 @@ from clipshift.analysis.checks import (
     n_classes,
     own_accuracy,
     run_measures,
+    share_above_chance,
 )
 from clipshift.analysis.data import StudyData, combo_label, label, value_key
 from clipshift.analysis.finding import Table
@@ -94,8 +95,7 @@ def learning_table(data: StudyData, spec: ChecksSpec | None = None) -> Table | N
         g = [100 * gains[i] for i in ids if i in gains]
         learned = "–"
         if a and c:
-            chance = 100.0 / c
-            share = (sum(a) / len(a) - chance) / (100 - chance)
+            share = share_above_chance(sum(a) / len(a), 100.0 / c, 100.0)
             learned = "yes" if share >= spec.min_learned else "no"
         improving = "–" if not g else ("yes" if sum(g) / len(g) > 100 * spec.max_late_gain else "no")
         rows.append([label_of[key], str(len(ids)), _cell(a), learned, _cell(g), improving])

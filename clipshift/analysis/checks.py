@@ -244,6 +244,12 @@ def late_gain(data: StudyData) -> dict[str, float]:
     }
 
 
+def share_above_chance(acc: float, chance: float, perfect: float = 1.0) -> float:
+    """How much of the way from chance to `perfect` an accuracy covers (the learned and floor checks'
+    measure; all three in one unit: fractions, or percent with `perfect` = 100)."""
+    return (acc - chance) / (perfect - chance)
+
+
 def learning_check(data: StudyData, arms: Mapping[str, Sequence[Run]], spec: ChecksSpec) -> str | None:
     """Why the arms cannot be compared (one had not learned the task, or was still improving), or None.
     Arms are named groups of runs (e.g. "clip runs")."""
@@ -259,7 +265,7 @@ def learning_check(data: StudyData, arms: Mapping[str, Sequence[Run]], spec: Che
         if accs and c:
             chance = 1.0 / c
             mean = sum(accs) / len(accs)
-            if (mean - chance) / (1 - chance) < spec.min_learned:
+            if share_above_chance(mean, chance) < spec.min_learned:
                 problems.append(
                     f"{name} had not learned the task ({es} accuracy {100 * mean:.1f} % against chance "
                     f"{100 * chance:.1f} %)"
@@ -301,8 +307,10 @@ def floor_check(
     problems = []
     for name, runs in arms.items():
         v = [shifted.acc[r.run_id] for r in runs if r.run_id in shifted.acc]
-        mean = sum(v) / len(v) if v else math.nan
-        if v and (mean - chance) / (100.0 - chance) < spec.min_transfer:
+        if not v:
+            continue
+        mean = sum(v) / len(v)
+        if share_above_chance(mean, chance, 100.0) < spec.min_transfer:
             problems.append(
                 f"{name} are at the floor on {shifted.name} ({mean:.1f} % against chance {chance:.1f} %, "
                 f"less than {100 * spec.min_transfer:.0f} % of the way to 100 %)"

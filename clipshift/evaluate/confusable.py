@@ -19,6 +19,7 @@ metric.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,6 +41,12 @@ declare(
 
 def metric_name(n: int) -> str:
     return f"acc1_vs{n}_confusable"
+
+
+def metric_n(metric: str) -> int | None:
+    """N of a `metric_name(N)` metric, else None."""
+    m = re.fullmatch(r"acc1_vs(\d+)_confusable", metric)
+    return int(m.group(1)) if m else None
 
 
 def confusable_accuracy(

@@ -5,7 +5,6 @@ factor within each combination of the others."""
 from __future__ import annotations
 
 import math
-import re
 from collections import defaultdict
 from typing import Any, Literal
 
@@ -31,6 +30,7 @@ from clipshift.analysis.wording import (
     plus_minus,
     points,
 )
+from clipshift.evaluate.confusable import metric_n
 from clipshift.evaluate.units import unit_of
 
 
@@ -148,10 +148,10 @@ def _counter_floor(a: SpuriousDropSpec, counter: dict[str, float], s: float) -> 
     """The counter set for the floor check: an arm at chance there has a drop as large as its common
     accuracy allows, so comparing drops would compare common accuracies. Accuracies only; the chance of
     "1 vs N confusable" is 1/(N+1)."""
-    m = re.fullmatch(r"acc1_vs(\d+)_confusable", a.metric)
-    if a.metric != "acc1" and m is None:
+    n = metric_n(a.metric)
+    if a.metric != "acc1" and n is None:
         return None
-    chance = 100.0 / (int(m.group(1)) + 1) if m else None  # None: one over the classes
+    chance = 100.0 / (n + 1) if n is not None else None  # None: one over the classes
     return Shifted(a.counter, {r: s * v for r, v in counter.items()}, chance)
 
 
