@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -105,11 +106,15 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     if not args.out:
         raise UserError("--out is required: the run directory")
+    speaks = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 speaks for the run
     try:
         record = train(cfg, Path(args.out), resume=not args.no_resume, progress=not args.quiet)
     except RunFailed as e:
-        info(f"run failed: {e} (record: {Path(args.out) / 'final.json'})")
+        if speaks:
+            info(f"run failed: {e} (record: {Path(args.out) / 'final.json'})")
         return 1
+    if not speaks:
+        return 0
     if args.json:
         emit_json(record)
     else:

@@ -98,6 +98,28 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch, 0x5EED]).permutation(n)
 
 
+def mean_over_ranks(value: torch.Tensor, ctx: RankContext) -> torch.Tensor:
+    """A scalar averaged over the ranks (detached). Each rank's contrastive loss scores only its own rows
+    (`local_loss`), so rank 0's alone is not the batch's loss; and a non-finite loss on any rank must
+    stop every rank, not leave the others waiting in the gradient all-reduce."""
+    value = value.detach().float().clone()
+    if ctx.world_size > 1:
+        dist.all_reduce(value)
+        value /= ctx.world_size
+    return value
+
+
+def close_distributed(ctx: RankContext, *, clean: bool) -> None:
+    """Leave the process group. After a clean run every rank first waits for the others, so none exits
+    (tearing down its sockets) while rank 0 still writes the record: a rank that left early made the
+    others abort under load. After an error nobody waits (a failed rank may never arrive)."""
+    if ctx.world_size == 1 or not dist.is_initialized():
+        return
+    if clean:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
 def cache_by_rank(table: ImageTextTable, ctx: RankContext) -> dict[str, Any]:
     """Under DDP, each rank's decoded-image cache outcome (e.g. ['miss', 'hit']): the record shows that
     only the first rank decoded. A collective call: every rank makes it."""

@@ -27,7 +27,7 @@ from clipshift.train.checkpoint import (
     unwrap,
 )
 from clipshift.train.config import TrainConfig
-from clipshift.train.data import RankContext, epoch_order, steps_per_epoch
+from clipshift.train.data import RankContext, epoch_order, mean_over_ranks, steps_per_epoch
 from clipshift.train.schedule import clamp_logit_scales
 from clipshift.train.setup import Setup
 
@@ -101,12 +101,13 @@ def run_loop(
             gen = torch.Generator().manual_seed(step_seed(cfg.seed, step))
 
             loss = step_loss(setup, batch, gen, table.class_names, mean, std, ctx)
-            if not torch.isfinite(loss):
-                raise RunFailed(f"non-finite loss ({loss.item()}) at step {step}", step)
+            batch_loss = mean_over_ranks(loss, ctx)  # the global batch's loss, the same on every rank
+            if not torch.isfinite(batch_loss):
+                raise RunFailed(f"non-finite loss ({batch_loss.item()}) at step {step}", step)
             _update(setup, loss, cfg.optim.grad_clip)
             step += 1
             window_n += len(rows) * ctx.world_size
-            last_loss = float(loss.detach())
+            last_loss = float(batch_loss)
 
             if step % cfg.log_every == 0 or step == total_steps:
                 now = time.perf_counter()

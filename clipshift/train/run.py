@@ -24,7 +24,13 @@ from clipshift.fsio import write_json
 from clipshift.train.checkpoint import restore, snapshot_path
 from clipshift.train.checks import run_checks
 from clipshift.train.config import TrainConfig, snapshot_label
-from clipshift.train.data import RankContext, init_distributed, load_data, steps_per_epoch
+from clipshift.train.data import (
+    RankContext,
+    close_distributed,
+    init_distributed,
+    load_data,
+    steps_per_epoch,
+)
 from clipshift.train.loop import RunFailed, run_loop
 from clipshift.train.record import done_record, failed_record, save_final
 from clipshift.train.resume import RESUME_MAY_DIFFER, check_resume, finished_record, truncate_log
@@ -47,8 +53,25 @@ def train(
     `table` skips loading the data (a study may share one rendered split between runs);
     `stop_after` ends the run after that many optimiser steps as if interrupted (for tests).
     """
-    out_dir = Path(out_dir)
     ctx = init_distributed(cfg.device)
+    clean = False
+    try:
+        record = _train(cfg, Path(out_dir), ctx, resume, progress, table, stop_after)
+        clean = True
+        return record
+    finally:
+        close_distributed(ctx, clean=clean)
+
+
+def _train(
+    cfg: TrainConfig,
+    out_dir: Path,
+    ctx: RankContext,
+    resume: bool,
+    progress: bool,
+    table: ImageTextTable | None,
+    stop_after: int | None,
+) -> dict[str, Any]:
     config = cfg.model_dump(mode="json")
     if resume and (done := check_resume(out_dir, config)) is not None:
         if ctx.main:
