@@ -277,6 +277,47 @@ def test_a_drop_comparison_with_an_arm_at_chance_on_counter_is_withheld(tmp_path
     assert [v.status for v in f.verdicts] == ["supported"]
 
 
+def test_a_combination_at_the_floor_is_left_out_of_the_pooled_comparison(tmp_path):
+    """A drop comparison pooled over ρ: CLIP at chance on counter at ρ = 0.99 but not at 0.5, so its mean
+    over ρ (27.5 %) is above the floor. The combination at the floor is still left out of the pooled
+    difference, which the sentence says and the details explain; every combination at the floor
+    withholds it; with CLIP above the floor at both ρ nothing is left out."""
+    rho = "data.world.backgrounds.rho"
+    checks = {
+        "clip": {"objective/classes_scored_mean": 8.0},
+        "supervised": {"objective/classes_scored_mean": 10.0},
+    }
+    iid = {"clip": 0.60, "supervised": 0.90}
+
+    def two_factor(clip_counter: dict[float, float]) -> StudyData:
+        runs, rows = [], []
+        for r, c in clip_counter.items():
+            counter = {"clip": c, "supervised": 0.5}
+            part = study(OBJ, ["clip", "supervised"], iid, counter, checks, noise=0.005)
+            for run in part.runs:
+                runs.append(Run(f"{run.run_id}@{r}", {**run.factors, rho: r}, run.seed, "done"))
+            rows += [{**x, "run_id": f"{x['run_id']}@{r}"} for x in part.rows]
+        spec = {"grid": {OBJ: ["clip", "supervised"], rho: list(clip_counter)},
+                "analyses": [{"kind": "spurious_drop", "compare": OBJ}]}  # fmt: skip
+        return StudyData("planted", spec, runs, rows)
+
+    f, _ = drop_finding(two_factor({0.5: 0.45, 0.99: 0.10}), tmp_path)
+    (v,) = f.verdicts
+    assert v.status == "supported", v
+    (drop,) = [n for n in f.numbers if n["what"] == "drop"]
+    # the difference is ρ = 0.5's alone: drops 15 (clip) and 40 (supervised) points
+    assert drop["diff"]["value"] == pytest.approx(25.0, abs=2.0)
+    assert f"Compared without {rho}=0.99 (at the floor" in f.conclusions[0]
+    (why,) = [d for d in f.details if d.startswith("Left out of")]
+    assert f"at {rho}=0.99, clip runs are at the floor on counter (" in why and "supervised runs" not in why
+    f, _ = drop_finding(two_factor({0.9: 0.11, 0.99: 0.10}), tmp_path)
+    (v,) = f.verdicts
+    assert v.status == "withheld" and v.reason.startswith("in each of the 2 combinations of the other"), v
+    assert sum("clip runs are at the floor on counter" in d for d in f.details) == 2
+    f, _ = drop_finding(two_factor({0.5: 0.45, 0.99: 0.30}), tmp_path)
+    assert [v.status for v in f.verdicts] == ["supported"] and "Compared without" not in f.conclusions[0]
+
+
 def test_the_floor_of_one_vs_n_confusable_is_one_in_n_plus_one():
     from clipshift.analysis.kinds.spurious_drop import SpuriousDropSpec, _counter_floor
 

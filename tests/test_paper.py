@@ -72,6 +72,11 @@ def test_a_claim_judged_on_several_sets_names_the_set():
     assert on_sketch is not None and "— on sketch, reproduced:" in on_sketch.text
     plain = judge(claim, "supervised", "clip", -5.0, Verdict("supported"))
     assert plain is not None and " on " not in plain.text.split("—")[1]
+    # a comparison that left combinations out (at the floor) says so in the verdict it gives
+    scoped = judge(claim, "supervised", "clip", -5.0, Verdict("supported"), scope="compared without rho=0.99")
+    assert scoped is not None and scoped.text.endswith("direction (compared without rho=0.99).")
+    withheld = judge(claim, "supervised", "clip", -5.0, Verdict("withheld", "x"), scope="compared without a")
+    assert withheld is not None and "compared without" not in withheld.text
 
 
 def test_report_json_and_cli_carry_the_paper_verdicts(tmp_path, capsys):

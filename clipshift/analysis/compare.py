@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -149,21 +149,25 @@ class Comparison:
     level_mean: Estimate
     ref_mean: Estimate
     diff: Estimate
-    strata: int
+    strata: int  # the strata the difference is formed over
     axis: str | None = None  # the compared factor, to name numeric levels ("rho=0.9", not "0.9")
-
-    def _named(self, value: Any) -> str:
-        if self.axis is None or isinstance(value, str):
-            return label(value)
-        return f"{self.axis.rsplit('.', 1)[-1]}={label(value)}"
+    # strata `leave_out` kept out of the difference: (the stratum, why), e.g. an arm at the floor there
+    left_out: tuple[tuple[str, str], ...] = ()
 
     @property
     def name(self) -> str:
-        return self._named(self.level)
+        return level_name(self.axis, self.level)
 
     @property
     def ref_name(self) -> str:
-        return self._named(self.ref)
+        return level_name(self.axis, self.ref)
+
+
+def level_name(axis: str | None, value: Any) -> str:
+    """A level as sentences name it: a numeric level with its factor ("rho=0.9", not "0.9")."""
+    if axis is None or isinstance(value, str):
+        return label(value)
+    return f"{axis.rsplit('.', 1)[-1]}={label(value)}"
 
 
 @dataclass(frozen=True)
@@ -215,12 +219,15 @@ def compare_levels(
     ci: float = 0.95,
     line: LineReplicates | None = None,
     axis: str | None = None,
+    leave_out: Callable[[Any, str, Sequence[str], Sequence[str]], tuple[str, str] | None] | None = None,
 ) -> tuple[dict[str, Estimate], list[Comparison]]:
     """Per-level means (keyed by `value_key(level)`) and each level's difference to `ref`.
 
     `groups` holds one (run id, level, stratum key) per run with a value; a difference is estimated
     within each stratum both levels have (`stratified_difference`). `line` (values measured from a
-    fitted line) adds the line's own uncertainty to each difference; `axis` names the compared factor."""
+    fitted line) adds the line's own uncertainty to each difference; `axis` names the compared factor.
+    `leave_out(level, stratum key, level's run ids, ref's run ids)` may keep a stratum out of that
+    level's difference: it returns (the stratum's name, why), recorded in the comparison."""
     cells: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     pooled: dict[str, list[float]] = defaultdict(list)
     for run_id, level, stratum in groups:
@@ -232,11 +239,15 @@ def compare_levels(
     for lv in levels:
         if value_key(lv) == value_key(ref):
             continue
-        id_pairs = [
-            (c[value_key(lv)], c[value_key(ref)])
-            for c in cells.values()
-            if c[value_key(lv)] and c[value_key(ref)]
-        ]
+        id_pairs, left_out = [], []
+        for key, c in cells.items():
+            a, b = c[value_key(lv)], c[value_key(ref)]
+            if a and b:
+                why = leave_out(lv, key, a, b) if leave_out else None
+                if why is None:
+                    id_pairs.append((a, b))
+                else:
+                    left_out.append(why)
         pairs = [([values[i] for i in a], [values[i] for i in b]) for a, b in id_pairs]
         used = usable_strata(pairs)
         extra = line.variance([id_pairs[i] for i in used]) if line else (0.0, math.inf)
@@ -244,5 +255,5 @@ def compare_levels(
         # the means quoted beside the difference are those of the runs it compares: when a level
         # lacks some strata (an unbalanced zip), its other runs are not part of the comparison
         level_mean, ref_mean = (mean_estimate([v for i in used for v in pairs[i][k]], ci) for k in (0, 1))
-        comps.append(Comparison(lv, ref, level_mean, ref_mean, diff, len(pairs), axis))
+        comps.append(Comparison(lv, ref, level_mean, ref_mean, diff, len(pairs), axis, tuple(left_out)))
     return means, comps

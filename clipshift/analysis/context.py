@@ -11,8 +11,8 @@ from typing import Any, Generic, TypeVar
 
 from clipshift.analysis.base import AnalysisBase
 from clipshift.analysis.checks import Shifted, Verdict, floor_check, learning_check, manipulation_check
-from clipshift.analysis.compare import Comparison, Estimate, LineReplicates, compare_levels
-from clipshift.analysis.data import Run, StudyData, label, matches, value_key, zipped_with
+from clipshift.analysis.compare import Comparison, Estimate, LineReplicates, compare_levels, level_name
+from clipshift.analysis.data import Run, StudyData, combo_label, label, matches, value_key, zipped_with
 from clipshift.analysis.finding import Finding, Table
 from clipshift.analysis.paper import judge
 
@@ -102,12 +102,18 @@ class Context(Generic[S]):
         ref: Any = None,
         strata_axes: list[str] | None = None,
         line: LineReplicates | None = None,
+        shifted: Shifted | None = None,
     ) -> tuple[dict[str, Estimate], list[Comparison]]:
         """Per-level means (keyed by level key) and each level's difference to the reference level.
 
         By default the levels are those of the compare factor; `level_of`/`levels`/`ref` group the runs
         otherwise, and `strata_axes` must then leave out the factors that define those groups. `line`
-        (values measured from a fitted line) adds the line's own uncertainty to each difference."""
+        (values measured from a fitted line) adds the line's own uncertainty to each difference.
+        `shifted` (the shifted set the values are measured on, and each run's accuracy there) keeps out
+        of each difference the combinations of the other factors where either arm is at the floor on it
+        (`checks.floor_check`): a difference there measures where accuracy bottoms out, and averaged
+        with the others it would hide in the pooled arm's mean (CLIP at chance on counter at ρ = 0.99
+        but not at 0.5). A comparison every combination is kept out of is withheld."""
         axis = self.compare if level_of is None else None
         level_of = level_of or self.level_of
         runs = [r for r in self.runs if r.run_id in values and math.isfinite(values[r.run_id])]
@@ -119,14 +125,35 @@ class Context(Generic[S]):
         groups = [
             (r.run_id, level_of(r), "|".join(value_key(r.factors.get(a)) for a in strata_axes)) for r in runs
         ]
-        return compare_levels(values, groups, levels, ref, self.ci, line, axis)
+        leave_out = self._floor_rule(shifted, runs, strata_axes, axis, ref) if shifted is not None else None
+        return compare_levels(values, groups, levels, ref, self.ci, line, axis, leave_out)
+
+    def _floor_rule(
+        self, shifted: Shifted, runs: Sequence[Run], strata_axes: list[str], axis: str | None, ref: Any
+    ) -> Callable[[Any, str, Sequence[str], Sequence[str]], tuple[str, str] | None] | None:
+        """`compare_levels`' leave_out: a stratum where either arm is at the floor on `shifted`."""
+        checks = self.spec.checks
+        if not (checks.convergence and checks.min_transfer > 0):
+            return None
+        by_id = {r.run_id: r for r in runs}
+
+        def rule(lv: Any, key: str, a: Sequence[str], b: Sequence[str]) -> tuple[str, str] | None:
+            arms = {
+                f"{level_name(axis, lv)} runs": [by_id[i] for i in a],
+                f"{level_name(axis, ref)} runs": [by_id[i] for i in b],
+            }
+            why = floor_check(self.data, arms, shifted, checks)
+            return None if why is None else (combo_label(by_id[a[0]].factors, strata_axes), why)
+
+        return rule
 
     # -- verdicts ------------------------------------------------------------------------------------
 
-    def withhold_reason(self, comp: Comparison | None, shifted: Shifted | None = None) -> str | None:
+    def withhold_reason(self, comp: Comparison | None) -> str | None:
         """Why no conclusion may be drawn from this comparison (or, without one, from the runs analysed):
-        the compared factor did not act, an arm had not learned the task or was still improving, or (with
-        `shifted`: a shifted set and each run's accuracy there) an arm is at the floor on it."""
+        the compared factor did not act, an arm had not learned the task or was still improving, or (a
+        comparison on a shifted set) an arm is at the floor there in every combination of the other
+        factors."""
         checks = self.spec.checks
         arms: dict[str, list[Run]] = {"the runs analysed": self.runs}
         if comp is not None and self.compare and comp.axis == self.compare:
@@ -140,8 +167,13 @@ class Context(Generic[S]):
         if not checks.convergence:
             return None
         unready = learning_check(self.data, arms, checks)
-        if unready is None and shifted is not None:
-            return floor_check(self.data, arms, shifted, checks)
+        if unready is None and comp is not None and comp.left_out and comp.strata == 0:
+            if len(comp.left_out) == 1:
+                return _floor_reason(*comp.left_out[0])
+            return (
+                f"in each of the {len(comp.left_out)} combinations of the other factors an arm is at the "
+                f"floor (e.g. {_floor_reason(*comp.left_out[0])}; each in the details)"
+            )
         return unready
 
     def conclude(
@@ -152,27 +184,40 @@ class Context(Generic[S]):
         estimate: Estimate | None = None,
         units: str | None = None,
         checked: bool = True,
-        shifted: Shifted | None = None,
         judged_on: str | None = None,
     ) -> None:
         """Add a conclusion about a comparison (`comp`) or a single estimate, with its verdict:
         `withheld` when a check fails (the computed sentence moves to the details), `supported` when the
         interval excludes 0, else `not_supported` with the smallest difference the design could have
         detected at 80 % power (appended to the sentence in `units`, default the metric's points).
-        `checked=False` skips the checks (e.g. the simulator, whose arms are not trained runs); `shifted`
-        (a shifted set and each run's accuracy there) adds the floor check on that set; `judged_on` names
-        the set in the paper verdicts of an analysis that judges its claim on several."""
+        `checked=False` skips the checks (e.g. the simulator, whose arms are not trained runs); a
+        comparison that kept strata out (at the floor) says which; `judged_on` names the set in the paper
+        verdicts of an analysis that judges its claim on several."""
         from clipshift.analysis.wording import num, points
 
         f = self.finding
         est = comp.diff if comp is not None else estimate
         u = points(self.spec.metric) if units is None else units
-        reason = self.withhold_reason(comp, shifted) if checked else None
+        reason = self.withhold_reason(comp) if checked else None
+        scope = None
+        if comp is not None and comp.left_out:
+            f.details += [
+                f"Left out of {comp.name} vs {comp.ref_name}: {_floor_reason(*x)}." for x in comp.left_out
+            ]
+            n, out = comp.strata + len(comp.left_out), len(comp.left_out)
+            kept_out = (
+                "; ".join(stratum for stratum, _ in comp.left_out)
+                if out <= 2
+                else f"{out} of the {n} combinations of the other factors"
+            )
+            sentence = f"{sentence.rstrip('.')}. Compared without {kept_out} (at the floor, see details)."
+            scope = f"compared without {kept_out}, at the floor"
         if reason is not None:
             subject = f"{comp.name} vs {comp.ref_name}" if comp is not None else "these runs"
             verdict = Verdict("withheld", reason)
             f.conclude(f"Withheld ({subject}): {reason}.", False, verdict)
-            f.details.append(f"Computed but not concluded ({subject}): {sentence}")
+            if comp is None or comp.strata > 0:  # (with every stratum left out nothing was computed)
+                f.details.append(f"Computed but not concluded ({subject}): {sentence}")
         elif supported:
             verdict = Verdict("supported")
             f.conclude(sentence, True, verdict)
@@ -187,7 +232,7 @@ class Context(Generic[S]):
             f.conclude(sentence, False, verdict)
         if comp is not None:
             for claim in self.spec.paper:
-                judged = judge(claim, comp.level, comp.ref, comp.diff.value, verdict, u, judged_on)
+                judged = judge(claim, comp.level, comp.ref, comp.diff.value, verdict, u, judged_on, scope)
                 if judged is not None:
                     f.paper.append(judged)
 
@@ -207,3 +252,8 @@ class Context(Generic[S]):
     def level_table(self, title: str, columns: list[str], rows: list[list[str]]) -> Table:
         head = [self.compare or "runs", "n", *columns]
         return Table(title, head, rows, numeric_from=1)
+
+
+def _floor_reason(stratum: str, why: str) -> str:
+    """A left-out stratum's reason, naming it unless the comparison has no other factors."""
+    return why if stratum == "all runs" else f"at {stratum}, {why}"

@@ -61,10 +61,12 @@ def judge(
     verdict: Verdict,
     units: str = "points",
     on: str | None = None,
+    scope: str | None = None,
 ) -> PaperVerdict | None:
     """The claim's status from one comparison (`diff` = level − ref, judged by `verdict`, its detectable
     difference in `units`; `on`: the evaluation set it was made on, when an analysis judges one claim on
-    several); None when the comparison is not between the claim's two levels."""
+    several; `scope`: what the comparison left out, e.g. the combinations at the floor); None when the
+    comparison is not between the claim's two levels."""
     pair = {_key(level), _key(ref)}
     if pair != {_key(claim.higher), _key(claim.lower)} or len(pair) != 2:
         return None
@@ -82,6 +84,8 @@ def judge(
         if verdict.detectable is not None and math.isfinite(verdict.detectable):
             unit = f" {units}" if units else ""
             why += f" (this design could have detected {verdict.detectable:.3g}{unit} at 80 % power)"
+    if scope and status != "not_tested":
+        why += f" ({scope})"
     words = status.replace("_", " ")
     where = f"on {on}, " if on else ""
     return PaperVerdict(

@@ -116,8 +116,9 @@ def _on_shift(ctx: Context[EffectiveRobustnessSpec], y: str, baseline: dict[str,
     in_line = {m for m, is_ref in zip(ref.models, ref.is_reference) if is_ref}
     group_of: Callable[[Run], Any] = ctx.level_of
     groups: list[Any] = ctx.levels([r for r in ctx.runs if r.run_id in values])
+    shifted = Shifted(y, dict(zip(ref.models, ref.y.tolist())))
     if ctx.compare:
-        _, comps = ctx.compare_values(values, line=line)
+        _, comps = ctx.compare_values(values, line=line, shifted=shifted)
     elif baseline:
         # no compare factor: the runs off the line against the runs that define it
         group_of, groups = _membership(in_line, "the baseline", "the other"), ["the baseline", "the other"]
@@ -128,6 +129,7 @@ def _on_shift(ctx: Context[EffectiveRobustnessSpec], y: str, baseline: dict[str,
             ref="the baseline",
             strata_axes=[x for x in ctx.strata_axes() if x not in baseline],
             line=line,
+            shifted=shifted,
         )
     else:
         comps = []
@@ -146,7 +148,6 @@ def _on_shift(ctx: Context[EffectiveRobustnessSpec], y: str, baseline: dict[str,
             _sentence(comp.name, comp.ref_name, d, y, line_of, ref_is_line),
             d.supports,
             comp=comp,
-            shifted=Shifted(y, dict(zip(ref.models, ref.y.tolist()))),
             judged_on=y,
         )
         ctx.record("effective_robustness", comp, eval_set=y)
@@ -404,7 +405,11 @@ def _place_on_shift(ctx: Context[EffectiveRobustnessSpec], y: str) -> None:
             ref.y_name,
             ref.source,
         )
-        _, comps = ctx.compare_values(values, line=line_replicates(combined, a.transform, ctx.n_boot))
+        _, comps = ctx.compare_values(
+            values,
+            line=line_replicates(combined, a.transform, ctx.n_boot),
+            shifted=Shifted(y, {i: 100.0 * yv[i] for i in values}),
+        )
         for comp in comps:
             ctx.conclude(
                 _sentence(comp.name, comp.ref_name, comp.diff, y, line_of, False),

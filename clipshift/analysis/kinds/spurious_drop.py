@@ -70,8 +70,7 @@ def spurious_drop(ctx: Context[SpuriousDropSpec]) -> None:
     if not drops:
         f.conclude(f"{NO_SUPPORT}: no run has {a.metric} on both {a.common!r} and {a.counter!r}.", False)
         return
-    means, comps = ctx.compare_values(drops)
-    floor = _counter_floor(a, counter, s)
+    means, comps = ctx.compare_values(drops, shifted=_counter_floor(a, counter, s))
     if not comps:
         est = next(iter(means.values()))
         if est.supports:
@@ -102,7 +101,6 @@ def spurious_drop(ctx: Context[SpuriousDropSpec]) -> None:
                 f"({ci_text(magnitude(d))}; drops {num(big_m.value)} vs {num(small_m.value)}).",
                 True,
                 comp=comp,
-                shifted=floor,
             )
         else:
             ctx.conclude(
@@ -110,7 +108,6 @@ def spurious_drop(ctx: Context[SpuriousDropSpec]) -> None:
                 f"{num(d.value)} {pts} ({ci_text(d)}; {no_support_reason(d)}).",
                 False,
                 comp=comp,
-                shifted=floor,
             )
         ctx.record("drop", comp)
     rows = []
