@@ -232,6 +232,38 @@ def test_the_learning_check_reads_the_set_the_snapshots_were_scored_on(tmp_path)
     assert "not learned" not in why
 
 
+def er_finding(tmp_path, iid: dict, counter: dict, checks: dict, spec_checks: dict | None = None, **kw):
+    """The effective-robustness finding on `counter` of a planted clip-vs-supervised study, the line
+    through the supervised runs."""
+    data = study(OBJ, ["clip", "supervised"], iid, counter, checks, noise=kw.pop("noise", 0.005), **kw)
+    factors = {r.run_id: r.factors for r in data.runs}
+    for row in data.rows:  # the ER line reads each run's factors from its rows, as the store gives them
+        row["factors"] = factors[row["run_id"]]
+    er = {"kind": "effective_robustness", "x": "iid", "y": ["counter"], "compare": OBJ}
+    data.spec["analyses"] = [{**er, "baseline": {OBJ: "supervised"}, "checks": spec_checks or {}}]
+    summary = write_report(data, tmp_path / "r.html", n_boot=50)
+    (f,) = [f for f in summary.findings if f.kind == "effective_robustness"]
+    return f
+
+
+def test_effective_robustness_far_outside_the_lines_runs_is_withheld(tmp_path):
+    """CLIP at 60 % iid against a line through supervised runs at 89-91 %: its effective robustness is
+    the line's extrapolation (a planted 20-point difference on counter), withheld with the range; the
+    same arms with CLIP inside the range widened by half its width are concluded."""
+    checks = {
+        "clip": {"objective/classes_scored_mean": 8.0},
+        "supervised": {"objective/classes_scored_mean": 10.0},
+    }
+    counter = {"clip": 0.30, "supervised": 0.50}
+    f = er_finding(tmp_path, {"clip": 0.60, "supervised": 0.90}, counter, checks, noise=0.01)
+    (v,) = f.verdicts
+    assert v.status == "withheld", v
+    assert "clip runs lie outside the line's range on iid (" in v.reason and "extrapolation" in v.reason
+    assert "supervised runs lie" not in v.reason
+    f = er_finding(tmp_path, {"clip": 0.90, "supervised": 0.90}, counter, checks, noise=0.01)
+    assert [v.status for v in f.verdicts] == ["supported"]
+
+
 def test_an_effective_robustness_comparison_at_the_floor_of_a_shifted_set_is_withheld(tmp_path):
     """Both arms learned (iid 80-90 %) but sit at chance on `counter` (10 classes: 10 %): an ER
     difference fitted there measures where accuracy bottoms out. The same planted difference on a set
@@ -243,15 +275,9 @@ def test_an_effective_robustness_comparison_at_the_floor_of_a_shifted_set_is_wit
     iid = {"clip": 0.80, "supervised": 0.90}
 
     def er_verdicts(counter: dict) -> list:
-        data = study(OBJ, ["clip", "supervised"], iid, counter, checks, noise=0.005)
-        factors = {r.run_id: r.factors for r in data.runs}
-        for row in data.rows:  # the ER line reads each run's factors from its rows, as the store gives them
-            row["factors"] = factors[row["run_id"]]
-        er = {"kind": "effective_robustness", "x": "iid", "y": ["counter"], "compare": OBJ}
-        data.spec["analyses"] = [{**er, "baseline": {OBJ: "supervised"}}]
-        summary = write_report(data, tmp_path / "r.html", n_boot=50)
-        (f,) = [f for f in summary.findings if f.kind == "effective_robustness"]
-        return f.verdicts
+        # the line through three supervised seeds spans 1 point of iid: clip is far off it, which the
+        # line-range check (tested below) would withhold; this test is about the floor
+        return er_finding(tmp_path, iid, counter, checks, {"max_extrapolation": 100}).verdicts
 
     (v,) = er_verdicts({"clip": 0.11, "supervised": 0.10})
     assert v.status == "withheld", v
@@ -307,7 +333,7 @@ def test_a_combination_at_the_floor_is_left_out_of_the_pooled_comparison(tmp_pat
     (drop,) = [n for n in f.numbers if n["what"] == "drop"]
     # the difference is ρ = 0.5's alone: drops 15 (clip) and 40 (supervised) points
     assert drop["diff"]["value"] == pytest.approx(25.0, abs=2.0)
-    assert f"Compared without {rho}=0.99 (at the floor" in f.conclusions[0]
+    assert f"Compared without {rho}=0.99 (see details)" in f.conclusions[0]
     (why,) = [d for d in f.details if d.startswith("Left out of")]
     assert f"at {rho}=0.99, clip runs are at the floor on counter (" in why and "supervised runs" not in why
     f, _ = drop_finding(two_factor({0.9: 0.11, 0.99: 0.10}), tmp_path)

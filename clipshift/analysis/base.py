@@ -76,9 +76,16 @@ class ChecksSpec(BaseModel):
         ge=0,
         le=1,
         description="a comparison on a shifted set (effective robustness; the counter set of a "
-        "common-counter drop) is withheld when an arm's accuracy there covers less than this share of "
-        "the way from chance to 100 %: at that floor a difference measures where accuracy bottoms out, "
-        "not robustness",
+        "common-counter drop) leaves out a combination of the other factors where an arm's accuracy there "
+        "covers less than this share of the way from chance to 100 % (withheld if none is left): at that "
+        "floor a difference measures where accuracy bottoms out, not robustness",
+    )
+    max_extrapolation: float = Field(
+        0.5,
+        ge=0,
+        description="an effective-robustness comparison leaves out an arm whose mean accuracy on the "
+        "line's x set lies further outside the range of the line's own runs than this share of that "
+        "range's width: there ER measures the line's extrapolation",
     )
 
 

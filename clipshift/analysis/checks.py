@@ -318,6 +318,41 @@ def floor_check(
     return "; ".join(problems) if problems else None
 
 
+# a check of two named arms (groups of runs) within one combination of the other factors: why they cannot
+# be compared there, or None (`Context.compare_values(within=...)`)
+ArmCheck = Callable[[Mapping[str, Sequence[Run]]], "str | None"]
+
+
+def line_range_check(
+    arms: Mapping[str, Sequence[Run]],
+    x: Mapping[str, float],
+    line_x: Sequence[float],
+    x_name: str,
+    spec: ChecksSpec,
+) -> str | None:
+    """Why effective robustness cannot be compared: an arm's mean accuracy on `x_name` (percent, run id
+    -> value) lies further outside the range of the line's own runs (`line_x`) than `spec.max_extrapolation`
+    of that range's width. Effective robustness is a distance from a line fitted through those runs; far
+    outside them it measures the line's extrapolation (e.g. a line through supervised models at 88-92 %
+    that predicts more than 100 % for a CLIP at 63 %), which the line's bootstrap does not bound."""
+    if not line_x:
+        return None
+    lo, hi = min(line_x), max(line_x)
+    margin = spec.max_extrapolation * (hi - lo)
+    problems = []
+    for name, runs in arms.items():
+        v = [x[r.run_id] for r in runs if r.run_id in x]
+        if not v:
+            continue
+        mean = sum(v) / len(v)
+        if mean < lo - margin or mean > hi + margin:
+            problems.append(
+                f"{name} lie outside the line's range on {x_name} ({mean:.1f} % against its runs' "
+                f"{lo:.1f}–{hi:.1f} %): their effective robustness is an extrapolation of the line"
+            )
+    return "; ".join(problems) if problems else None
+
+
 def _epochs(data: StudyData, runs: Sequence[Run]) -> float | None:
     """The runs' epochs, from the study spec's base (grid values for epochs are in the factors)."""
     values = {v for r in runs if isinstance(v := r.factors.get("epochs"), (int, float))}

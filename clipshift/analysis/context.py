@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from clipshift.analysis.base import AnalysisBase
-from clipshift.analysis.checks import Shifted, Verdict, floor_check, learning_check, manipulation_check
+from clipshift.analysis.checks import (
+    ArmCheck,
+    Shifted,
+    Verdict,
+    floor_check,
+    learning_check,
+    manipulation_check,
+)
 from clipshift.analysis.compare import Comparison, Estimate, LineReplicates, compare_levels, level_name
 from clipshift.analysis.data import Run, StudyData, combo_label, label, matches, value_key, zipped_with
 from clipshift.analysis.finding import Finding, Table
@@ -102,18 +109,18 @@ class Context(Generic[S]):
         ref: Any = None,
         strata_axes: list[str] | None = None,
         line: LineReplicates | None = None,
-        shifted: Shifted | None = None,
+        within: Sequence[ArmCheck | None] = (),
     ) -> tuple[dict[str, Estimate], list[Comparison]]:
         """Per-level means (keyed by level key) and each level's difference to the reference level.
 
         By default the levels are those of the compare factor; `level_of`/`levels`/`ref` group the runs
         otherwise, and `strata_axes` must then leave out the factors that define those groups. `line`
         (values measured from a fitted line) adds the line's own uncertainty to each difference.
-        `shifted` (the shifted set the values are measured on, and each run's accuracy there) keeps out
-        of each difference the combinations of the other factors where either arm is at the floor on it
-        (`checks.floor_check`): a difference there measures where accuracy bottoms out, and averaged
-        with the others it would hide in the pooled arm's mean (CLIP at chance on counter at ρ = 0.99
-        but not at 0.5). A comparison every combination is kept out of is withheld."""
+        `within`: checks of the two arms made within each combination of the other factors (e.g.
+        `self.floor(shifted)`). A combination one of them fails is left out of that difference: it
+        would otherwise hide in the pooled arm's mean (CLIP at chance on counter at ρ = 0.99 but not at
+        0.5 is above the floor averaged over ρ). A comparison every combination is left out of is
+        withheld (`withhold_reason`)."""
         axis = self.compare if level_of is None else None
         level_of = level_of or self.level_of
         runs = [r for r in self.runs if r.run_id in values and math.isfinite(values[r.run_id])]
@@ -125,35 +132,23 @@ class Context(Generic[S]):
         groups = [
             (r.run_id, level_of(r), "|".join(value_key(r.factors.get(a)) for a in strata_axes)) for r in runs
         ]
-        leave_out = self._floor_rule(shifted, runs, strata_axes, axis, ref) if shifted is not None else None
+        checks = [c for c in within if c is not None] if self.spec.checks.convergence else []
+        leave_out = _leave_out(checks, runs, strata_axes, axis, ref) if checks else None
         return compare_levels(values, groups, levels, ref, self.ci, line, axis, leave_out)
 
-    def _floor_rule(
-        self, shifted: Shifted, runs: Sequence[Run], strata_axes: list[str], axis: str | None, ref: Any
-    ) -> Callable[[Any, str, Sequence[str], Sequence[str]], tuple[str, str] | None] | None:
-        """`compare_levels`' leave_out: a stratum where either arm is at the floor on `shifted`."""
-        checks = self.spec.checks
-        if not (checks.convergence and checks.min_transfer > 0):
+    def floor(self, shifted: Shifted) -> ArmCheck | None:
+        """The floor check on a shifted set, as a check of arms (None when `checks.min_transfer` is 0)."""
+        if self.spec.checks.min_transfer <= 0:
             return None
-        by_id = {r.run_id: r for r in runs}
-
-        def rule(lv: Any, key: str, a: Sequence[str], b: Sequence[str]) -> tuple[str, str] | None:
-            arms = {
-                f"{level_name(axis, lv)} runs": [by_id[i] for i in a],
-                f"{level_name(axis, ref)} runs": [by_id[i] for i in b],
-            }
-            why = floor_check(self.data, arms, shifted, checks)
-            return None if why is None else (combo_label(by_id[a[0]].factors, strata_axes), why)
-
-        return rule
+        return lambda arms: floor_check(self.data, arms, shifted, self.spec.checks)
 
     # -- verdicts ------------------------------------------------------------------------------------
 
     def withhold_reason(self, comp: Comparison | None) -> str | None:
         """Why no conclusion may be drawn from this comparison (or, without one, from the runs analysed):
         the compared factor did not act, an arm had not learned the task or was still improving, or (a
-        comparison on a shifted set) an arm is at the floor there in every combination of the other
-        factors."""
+        comparison with checks `within` each combination of the other factors) every combination
+        failed one."""
         checks = self.spec.checks
         arms: dict[str, list[Run]] = {"the runs analysed": self.runs}
         if comp is not None and self.compare and comp.axis == self.compare:
@@ -169,10 +164,10 @@ class Context(Generic[S]):
         unready = learning_check(self.data, arms, checks)
         if unready is None and comp is not None and comp.left_out and comp.strata == 0:
             if len(comp.left_out) == 1:
-                return _floor_reason(*comp.left_out[0])
+                return _left_out_reason(*comp.left_out[0])
             return (
-                f"in each of the {len(comp.left_out)} combinations of the other factors an arm is at the "
-                f"floor (e.g. {_floor_reason(*comp.left_out[0])}; each in the details)"
+                f"in each of the {len(comp.left_out)} combinations of the other factors an arm fails a "
+                f"check (e.g. {_left_out_reason(*comp.left_out[0])}; each in the details)"
             )
         return unready
 
@@ -191,8 +186,8 @@ class Context(Generic[S]):
         interval excludes 0, else `not_supported` with the smallest difference the design could have
         detected at 80 % power (appended to the sentence in `units`, default the metric's points).
         `checked=False` skips the checks (e.g. the simulator, whose arms are not trained runs); a
-        comparison that kept strata out (at the floor) says which; `judged_on` names the set in the paper
-        verdicts of an analysis that judges its claim on several."""
+        comparison that left combinations out (a check `within` failed there) says which; `judged_on`
+        names the set in the paper verdicts of an analysis that judges its claim on several."""
         from clipshift.analysis.wording import num, points
 
         f = self.finding
@@ -202,7 +197,7 @@ class Context(Generic[S]):
         scope = None
         if comp is not None and comp.left_out:
             f.details += [
-                f"Left out of {comp.name} vs {comp.ref_name}: {_floor_reason(*x)}." for x in comp.left_out
+                f"Left out of {comp.name} vs {comp.ref_name}: {_left_out_reason(*x)}." for x in comp.left_out
             ]
             n, out = comp.strata + len(comp.left_out), len(comp.left_out)
             kept_out = (
@@ -210,8 +205,8 @@ class Context(Generic[S]):
                 if out <= 2
                 else f"{out} of the {n} combinations of the other factors"
             )
-            sentence = f"{sentence.rstrip('.')}. Compared without {kept_out} (at the floor, see details)."
-            scope = f"compared without {kept_out}, at the floor"
+            sentence = f"{sentence.rstrip('.')}. Compared without {kept_out} (see details)."
+            scope = f"compared without {kept_out}"
         if reason is not None:
             subject = f"{comp.name} vs {comp.ref_name}" if comp is not None else "these runs"
             verdict = Verdict("withheld", reason)
@@ -254,6 +249,24 @@ class Context(Generic[S]):
         return Table(title, head, rows, numeric_from=1)
 
 
-def _floor_reason(stratum: str, why: str) -> str:
-    """A left-out stratum's reason, naming it unless the comparison has no other factors."""
+def _left_out_reason(stratum: str, why: str) -> str:
+    """Why a stratum was left out, naming it unless the comparison has no other factors."""
     return why if stratum == "all runs" else f"at {stratum}, {why}"
+
+
+def _leave_out(
+    checks: Sequence[ArmCheck], runs: Sequence[Run], strata_axes: list[str], axis: str | None, ref: Any
+) -> Callable[[Any, str, Sequence[str], Sequence[str]], tuple[str, str] | None]:
+    """`compare_levels`' leave_out: a stratum where a check fails for the level's or the reference's
+    runs there, as (the stratum's name, why)."""
+    by_id = {r.run_id: r for r in runs}
+
+    def rule(lv: Any, key: str, a: Sequence[str], b: Sequence[str]) -> tuple[str, str] | None:
+        arms = {
+            f"{level_name(axis, lv)} runs": [by_id[i] for i in a],
+            f"{level_name(axis, ref)} runs": [by_id[i] for i in b],
+        }
+        why = [w for check in checks if (w := check(arms)) is not None]
+        return (combo_label(by_id[a[0]].factors, strata_axes), "; ".join(why)) if why else None
+
+    return rule

@@ -11,7 +11,7 @@ import numpy as np
 from pydantic import Field
 
 from clipshift.analysis.base import AnalysisBase
-from clipshift.analysis.checks import Shifted
+from clipshift.analysis.checks import ArmCheck, Shifted, line_range_check
 from clipshift.analysis.compare import Estimate, LineReplicates, line_replicates, mean_estimate
 from clipshift.analysis.context import Context
 from clipshift.analysis.data import Run, label, matches, value_key
@@ -116,9 +116,12 @@ def _on_shift(ctx: Context[EffectiveRobustnessSpec], y: str, baseline: dict[str,
     in_line = {m for m, is_ref in zip(ref.models, ref.is_reference) if is_ref}
     group_of: Callable[[Run], Any] = ctx.level_of
     groups: list[Any] = ctx.levels([r for r in ctx.runs if r.run_id in values])
-    shifted = Shifted(y, dict(zip(ref.models, ref.y.tolist())))
+    within = [
+        ctx.floor(Shifted(y, dict(zip(ref.models, ref.y.tolist())))),
+        _on_the_line(ctx, ref, ref.x[ref.is_reference]),
+    ]
     if ctx.compare:
-        _, comps = ctx.compare_values(values, line=line, shifted=shifted)
+        _, comps = ctx.compare_values(values, line=line, within=within)
     elif baseline:
         # no compare factor: the runs off the line against the runs that define it
         group_of, groups = _membership(in_line, "the baseline", "the other"), ["the baseline", "the other"]
@@ -129,7 +132,7 @@ def _on_shift(ctx: Context[EffectiveRobustnessSpec], y: str, baseline: dict[str,
             ref="the baseline",
             strata_axes=[x for x in ctx.strata_axes() if x not in baseline],
             line=line,
-            shifted=shifted,
+            within=within,
         )
     else:
         comps = []
@@ -164,6 +167,14 @@ def _on_shift(ctx: Context[EffectiveRobustnessSpec], y: str, baseline: dict[str,
             "its slope is poorly determined; effective robustness far from them is an extrapolation."
         )
     f.figures.append(_er_figure(ctx, ref, fit, y, in_line, line))
+
+
+def _on_the_line(ctx: Context[EffectiveRobustnessSpec], points: ReferenceSet, line_x: np.ndarray) -> ArmCheck:
+    """The line-range check (`checks.line_range_check`) for runs measured against a line whose own runs
+    have accuracies `line_x` on the x set; `points` holds every run's x."""
+    x = dict(zip(points.models, points.x.tolist()))
+    name = ctx.spec.x
+    return lambda arms: line_range_check(arms, x, line_x.tolist(), name, ctx.spec.checks)
 
 
 def _level_table(
@@ -408,7 +419,10 @@ def _place_on_shift(ctx: Context[EffectiveRobustnessSpec], y: str) -> None:
         _, comps = ctx.compare_values(
             values,
             line=line_replicates(combined, a.transform, ctx.n_boot),
-            shifted=Shifted(y, {i: 100.0 * yv[i] for i in values}),
+            within=[
+                ctx.floor(Shifted(y, {i: 100.0 * yv[i] for i in values})),
+                _on_the_line(ctx, combined, ref.x[on_line]),
+            ],
         )
         for comp in comps:
             ctx.conclude(

@@ -70,7 +70,8 @@ def spurious_drop(ctx: Context[SpuriousDropSpec]) -> None:
     if not drops:
         f.conclude(f"{NO_SUPPORT}: no run has {a.metric} on both {a.common!r} and {a.counter!r}.", False)
         return
-    means, comps = ctx.compare_values(drops, shifted=_counter_floor(a, counter, s))
+    floor = _counter_floor(a, counter, s)
+    means, comps = ctx.compare_values(drops, within=[ctx.floor(floor) if floor else None])
     if not comps:
         est = next(iter(means.values()))
         if est.supports:
