@@ -303,29 +303,49 @@ def test_a_drop_comparison_with_an_arm_at_chance_on_counter_is_withheld(tmp_path
     assert [v.status for v in f.verdicts] == ["supported"]
 
 
+RHO = "data.world.backgrounds.rho"
+OBJ_CHECKS = {
+    "clip": {"objective/classes_scored_mean": 8.0},
+    "supervised": {"objective/classes_scored_mean": 10.0},
+}
+
+
+def over_rho(counter: dict[float, dict], gain: dict[float, dict] | None = None) -> StudyData:
+    """clip vs supervised at each ρ of `counter` (ρ -> objective -> counter accuracy), iid 60 / 90 %,
+    3 seeds; `gain` (ρ -> objective -> accuracy gained over the last quarter of training)."""
+    runs, rows = [], []
+    for r, c in counter.items():
+        iid = {"clip": 0.60, "supervised": 0.90}
+        part = study(OBJ, ["clip", "supervised"], iid, c, OBJ_CHECKS, (gain or {}).get(r), noise=0.005)
+        for run in part.runs:
+            runs.append(Run(f"{run.run_id}@{r}", {**run.factors, RHO: r}, run.seed, "done"))
+        rows += [{**x, "run_id": f"{x['run_id']}@{r}"} for x in part.rows]
+    spec = {"grid": {OBJ: ["clip", "supervised"], RHO: list(counter)},
+            "analyses": [{"kind": "spurious_drop", "compare": OBJ}]}  # fmt: skip
+    return StudyData("planted", spec, runs, rows)
+
+
+def test_a_combination_where_an_arm_is_still_improving_is_left_out(tmp_path):
+    """CLIP still rising by 5 points at ρ = 0.99 and settled at 0.5: 2.5 points averaged over ρ, under
+    the 3-point threshold, so the pooled check let the rising combination into the difference. Within
+    each combination, ρ = 0.99 is left out."""
+    counter = {"clip": 0.30, "supervised": 0.70}
+    data = over_rho({0.5: counter, 0.99: counter}, gain={0.99: {"clip": 0.05}})
+    f, _ = drop_finding(data, tmp_path)
+    (v,) = f.verdicts
+    assert v.status == "supported" and f"Compared without {RHO}=0.99" in f.conclusions[0], v
+    (why,) = [d for d in f.details if d.startswith("Left out of")]
+    assert f"at {RHO}=0.99, clip runs had not converged: iid accuracy was still rising by 5.0" in why
+
+
 def test_a_combination_at_the_floor_is_left_out_of_the_pooled_comparison(tmp_path):
     """A drop comparison pooled over ρ: CLIP at chance on counter at ρ = 0.99 but not at 0.5, so its mean
     over ρ (27.5 %) is above the floor. The combination at the floor is still left out of the pooled
     difference, which the sentence says and the details explain; every combination at the floor
     withholds it; with CLIP above the floor at both ρ nothing is left out."""
-    rho = "data.world.backgrounds.rho"
-    checks = {
-        "clip": {"objective/classes_scored_mean": 8.0},
-        "supervised": {"objective/classes_scored_mean": 10.0},
-    }
-    iid = {"clip": 0.60, "supervised": 0.90}
 
     def two_factor(clip_counter: dict[float, float]) -> StudyData:
-        runs, rows = [], []
-        for r, c in clip_counter.items():
-            counter = {"clip": c, "supervised": 0.5}
-            part = study(OBJ, ["clip", "supervised"], iid, counter, checks, noise=0.005)
-            for run in part.runs:
-                runs.append(Run(f"{run.run_id}@{r}", {**run.factors, rho: r}, run.seed, "done"))
-            rows += [{**x, "run_id": f"{x['run_id']}@{r}"} for x in part.rows]
-        spec = {"grid": {OBJ: ["clip", "supervised"], rho: list(clip_counter)},
-                "analyses": [{"kind": "spurious_drop", "compare": OBJ}]}  # fmt: skip
-        return StudyData("planted", spec, runs, rows)
+        return over_rho({r: {"clip": c, "supervised": 0.5} for r, c in clip_counter.items()})
 
     f, _ = drop_finding(two_factor({0.5: 0.45, 0.99: 0.10}), tmp_path)
     (v,) = f.verdicts
@@ -333,9 +353,9 @@ def test_a_combination_at_the_floor_is_left_out_of_the_pooled_comparison(tmp_pat
     (drop,) = [n for n in f.numbers if n["what"] == "drop"]
     # the difference is ρ = 0.5's alone: drops 15 (clip) and 40 (supervised) points
     assert drop["diff"]["value"] == pytest.approx(25.0, abs=2.0)
-    assert f"Compared without {rho}=0.99 (see details)" in f.conclusions[0]
+    assert f"Compared without {RHO}=0.99 (see details)" in f.conclusions[0]
     (why,) = [d for d in f.details if d.startswith("Left out of")]
-    assert f"at {rho}=0.99, clip runs are at the floor on counter (" in why and "supervised runs" not in why
+    assert f"at {RHO}=0.99, clip runs are at the floor on counter (" in why and "supervised runs" not in why
     f, _ = drop_finding(two_factor({0.9: 0.11, 0.99: 0.10}), tmp_path)
     (v,) = f.verdicts
     assert v.status == "withheld" and v.reason.startswith("in each of the 2 combinations of the other"), v

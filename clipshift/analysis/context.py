@@ -132,9 +132,16 @@ class Context(Generic[S]):
         groups = [
             (r.run_id, level_of(r), "|".join(value_key(r.factors.get(a)) for a in strata_axes)) for r in runs
         ]
-        checks = [c for c in within if c is not None] if self.spec.checks.convergence else []
+        checks = [self.learned(), *[c for c in within if c is not None]]
+        if not self.spec.checks.convergence:
+            checks = []
         leave_out = _leave_out(checks, runs, strata_axes, axis, ref) if checks else None
         return compare_levels(values, groups, levels, ref, self.ci, line, axis, leave_out)
+
+    def learned(self) -> ArmCheck:
+        """The learning and convergence check (`checks.learning_check`), as a check of arms: every
+        comparison makes it within each combination of the other factors."""
+        return lambda arms: learning_check(self.data, arms, self.spec.checks)
 
     def floor(self, shifted: Shifted) -> ArmCheck | None:
         """The floor check on a shifted set, as a check of arms (None when `checks.min_transfer` is 0)."""
@@ -146,9 +153,8 @@ class Context(Generic[S]):
 
     def withhold_reason(self, comp: Comparison | None) -> str | None:
         """Why no conclusion may be drawn from this comparison (or, without one, from the runs analysed):
-        the compared factor did not act, an arm had not learned the task or was still improving, or (a
-        comparison with checks `within` each combination of the other factors) every combination
-        failed one."""
+        the compared factor did not act, or an arm had not learned the task or was still improving (for a
+        comparison: in every combination of the other factors, as every check `within` it)."""
         checks = self.spec.checks
         arms: dict[str, list[Run]] = {"the runs analysed": self.runs}
         if comp is not None and self.compare and comp.axis == self.compare:
@@ -161,15 +167,18 @@ class Context(Generic[S]):
                     return why
         if not checks.convergence:
             return None
-        unready = learning_check(self.data, arms, checks)
-        if unready is None and comp is not None and comp.left_out and comp.strata == 0:
+        if comp is None:
+            return learning_check(self.data, arms, checks)
+        # a comparison made its checks within each combination (`compare_values`): withheld when every
+        # combination failed one
+        if comp.left_out and comp.strata == 0:
             if len(comp.left_out) == 1:
                 return _left_out_reason(*comp.left_out[0])
             return (
                 f"in each of the {len(comp.left_out)} combinations of the other factors an arm fails a "
                 f"check (e.g. {_left_out_reason(*comp.left_out[0])}; each in the details)"
             )
-        return unready
+        return None
 
     def conclude(
         self,
