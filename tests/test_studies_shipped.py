@@ -50,7 +50,7 @@ RUNS = {
     "data-diversity": {"quick": 36, "extended": 36, "full": 18},
     "long-tail": {"quick": 9, "extended": 312, "full": 24},
     "rich-captions": {"quick": 18, "extended": 18, "full": 12},
-    "spurious-backgrounds": {"quick": 18, "extended": 18, "full": 6},
+    "spurious-backgrounds": {"quick": 36, "extended": 36, "full": 6},
 }
 
 
