@@ -9,14 +9,7 @@ import math
 from collections import defaultdict
 
 from clipshift.analysis.base import ChecksSpec
-from clipshift.analysis.checks import (
-    claim_for,
-    late_gain,
-    n_classes,
-    own_accuracy,
-    run_measures,
-    share_above_chance,
-)
+from clipshift.analysis.checks import claim_for, run_measures, share_above_chance, study_facts
 from clipshift.analysis.data import StudyData, combo_label, label, value_key
 from clipshift.analysis.finding import Table
 
@@ -77,9 +70,8 @@ def learning_table(data: StudyData, spec: ChecksSpec | None = None) -> Table | N
     """Per combination of the varied factors: own in-distribution accuracy against chance, and the gain
     over the last quarter of training, with the thresholds the analyses apply."""
     spec = spec or ChecksSpec()
-    es, acc = own_accuracy(data)
-    c = n_classes(data)
-    gains = late_gain(data)
+    facts = study_facts(data)
+    es, acc, c, gains = facts.eval_set, facts.accuracy, facts.classes, facts.gains
     if not acc:
         return None
     axes = data.axes()

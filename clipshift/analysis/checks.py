@@ -250,14 +250,33 @@ def share_above_chance(acc: float, chance: float, perfect: float = 1.0) -> float
     return (acc - chance) / (perfect - chance)
 
 
-def learning_check(data: StudyData, arms: Mapping[str, Sequence[Run]], spec: ChecksSpec) -> str | None:
-    """Why the arms cannot be compared (one had not learned the task, or was still improving), or None.
-    Arms are named groups of runs (e.g. "clip runs")."""
+@dataclass(frozen=True)
+class StudyFacts:
+    """What the learning and floor checks read of the whole study. Each scans every row, and the checks
+    are made within every combination of the other factors of every comparison, so an analysis reads
+    them once (`Context.facts`)."""
+
+    eval_set: str | None  # where the own accuracy is read (`own_accuracy`)
+    accuracy: dict[str, float]  # run id -> own accuracy there
+    classes: int | None  # `n_classes`
+    gains: dict[str, float]  # run id -> `late_gain`
+    gain_set: str  # where the snapshots were scored, as sentences name it
+
+
+def study_facts(data: StudyData) -> StudyFacts:
     es, acc = own_accuracy(data)
-    c = n_classes(data)
-    gains = late_gain(data)
     checked = convergence_sets(data)
-    gain_set = checked[0] if len(checked) == 1 else "in-distribution"  # where the snapshots were scored
+    gain_set = checked[0] if len(checked) == 1 else "in-distribution"
+    return StudyFacts(es, acc, n_classes(data), late_gain(data), gain_set)
+
+
+def learning_check(
+    data: StudyData, arms: Mapping[str, Sequence[Run]], spec: ChecksSpec, facts: StudyFacts | None = None
+) -> str | None:
+    """Why the arms cannot be compared (one had not learned the task, or was still improving), or None.
+    Arms are named groups of runs (e.g. "clip runs"); `facts`: `study_facts(data)`, if already read."""
+    f = facts or study_facts(data)
+    es, acc, c, gains, gain_set = f.eval_set, f.accuracy, f.classes, f.gains, f.gain_set
     problems = []
     for name, runs in arms.items():
         ids = [r.run_id for r in runs]
@@ -294,23 +313,24 @@ class Shifted:
 
 
 def floor_check(
-    data: StudyData, arms: Mapping[str, Sequence[Run]], shifted: Shifted, spec: ChecksSpec
+    data: StudyData,
+    arms: Mapping[str, Sequence[Run]],
+    shifted: Shifted,
+    spec: ChecksSpec,
+    facts: StudyFacts | None = None,
 ) -> str | None:
     """Why the arms cannot be compared on a shifted set: one of them is at the floor there (its mean
     accuracy less than `spec.min_transfer` of the way from chance to 100 %), or None. A set every model
     fails (e.g. a sketch of a world trained on photos) says that no arm transferred, which the tables show;
     a line or a difference fitted there measures where accuracy bottoms out, not robustness."""
-    c = n_classes(data)
+    c = facts.classes if facts is not None else n_classes(data)
     chance = shifted.chance if shifted.chance is not None else (100.0 / c if c else None)
     if chance is None:
         return None
     problems = []
     for name, runs in arms.items():
-        v = [shifted.acc[r.run_id] for r in runs if r.run_id in shifted.acc]
-        if not v:
-            continue
-        mean = sum(v) / len(v)
-        if share_above_chance(mean, chance, 100.0) < spec.min_transfer:
+        mean = _arm_mean(runs, shifted.acc)
+        if mean is not None and share_above_chance(mean, chance, 100.0) < spec.min_transfer:
             problems.append(
                 f"{name} are at the floor on {shifted.name} ({mean:.1f} % against chance {chance:.1f} %, "
                 f"less than {100 * spec.min_transfer:.0f} % of the way to 100 %)"
@@ -341,16 +361,19 @@ def line_range_check(
     margin = spec.max_extrapolation * (hi - lo)
     problems = []
     for name, runs in arms.items():
-        v = [x[r.run_id] for r in runs if r.run_id in x]
-        if not v:
-            continue
-        mean = sum(v) / len(v)
-        if mean < lo - margin or mean > hi + margin:
+        mean = _arm_mean(runs, x)
+        if mean is not None and (mean < lo - margin or mean > hi + margin):
             problems.append(
                 f"{name} lie outside the line's range on {x_name} ({mean:.1f} % against its runs' "
                 f"{lo:.1f}–{hi:.1f} %): their effective robustness is an extrapolation of the line"
             )
     return "; ".join(problems) if problems else None
+
+
+def _arm_mean(runs: Sequence[Run], values: Mapping[str, float]) -> float | None:
+    """The mean of `values` (run id -> value) over an arm's runs that have one; None if none has."""
+    v = [values[r.run_id] for r in runs if r.run_id in values]
+    return sum(v) / len(v) if v else None
 
 
 def _epochs(data: StudyData, runs: Sequence[Run]) -> float | None:

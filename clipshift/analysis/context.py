@@ -7,16 +7,19 @@ import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Generic, TypeVar
 
 from clipshift.analysis.base import AnalysisBase
 from clipshift.analysis.checks import (
     ArmCheck,
     Shifted,
+    StudyFacts,
     Verdict,
     floor_check,
     learning_check,
     manipulation_check,
+    study_facts,
 )
 from clipshift.analysis.compare import Comparison, Estimate, LineReplicates, compare_levels, level_name
 from clipshift.analysis.data import Run, StudyData, combo_label, label, matches, value_key, zipped_with
@@ -138,16 +141,21 @@ class Context(Generic[S]):
         leave_out = _leave_out(checks, runs, strata_axes, axis, ref) if checks else None
         return compare_levels(values, groups, levels, ref, self.ci, line, axis, leave_out)
 
+    @cached_property
+    def facts(self) -> StudyFacts:
+        """What the learning and floor checks read of the whole study, read once."""
+        return study_facts(self.data)
+
     def learned(self) -> ArmCheck:
         """The learning and convergence check (`checks.learning_check`), as a check of arms: every
         comparison makes it within each combination of the other factors."""
-        return lambda arms: learning_check(self.data, arms, self.spec.checks)
+        return lambda arms: learning_check(self.data, arms, self.spec.checks, self.facts)
 
     def floor(self, shifted: Shifted) -> ArmCheck | None:
         """The floor check on a shifted set, as a check of arms (None when `checks.min_transfer` is 0)."""
         if self.spec.checks.min_transfer <= 0:
             return None
-        return lambda arms: floor_check(self.data, arms, shifted, self.spec.checks)
+        return lambda arms: floor_check(self.data, arms, shifted, self.spec.checks, self.facts)
 
     # -- verdicts ------------------------------------------------------------------------------------
 
@@ -168,7 +176,7 @@ class Context(Generic[S]):
         if not checks.convergence:
             return None
         if comp is None:
-            return learning_check(self.data, arms, checks)
+            return learning_check(self.data, arms, checks, self.facts)
         # a comparison made its checks within each combination (`compare_values`): withheld when every
         # combination failed one
         if comp.left_out and comp.strata == 0:
